@@ -1,0 +1,118 @@
+"""Optimiser over trainable parameters only, discriminative learning rates, and LR schedules.
+
+Every parameter group carries a `base_lr`; the training loop sets `lr = base_lr * factor(step)`
+each step. Groups added later (gradual unfreezing) therefore follow the same schedule, which a
+`torch.optim.lr_scheduler` built once at the start would not do.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from .freezing import Finetuner
+
+ULMFIT_DECAY = 2.6  # Howard & Ruder (2018): each layer down gets the rate of the layer above / 2.6
+
+
+def layer_lr(ft: Finetuner, part: str | int, lr: float, decay: float | None) -> float:
+    """Learning rate of one part: the head gets `lr`, layer i gets lr / decay**(n - i), embeddings the lowest."""
+    if not decay:
+        return lr
+    if lr <= 0 or decay < 1:
+        raise ValueError("Discriminative learning rates need lr > 0 and a decay >= 1 (ULMFiT uses 2.6).")
+    depth = {"head": 0, "embeddings": ft.n_layers + 1}.get(part) if isinstance(part, str) else ft.n_layers - part
+    return lr / decay**depth
+
+
+def _no_decay(name: str) -> bool:
+    return name.endswith("bias") or "norm" in name.lower()
+
+
+def param_groups(ft: Finetuner, parts: list[str | int], lr: float, weight_decay: float, decay: float | None) -> list[dict]:
+    """Parameter groups for these parts' trainable parameters: one group per part and decay kind."""
+    groups = []
+    for part in parts:
+        names = {"embeddings": ft.parts.embeddings, "head": ft.parts.head}.get(part) if isinstance(part, str) else ft.parts.layers[part]
+        trainable = [n for n in names if ft._params[n].requires_grad]
+        for wd, keep in ((weight_decay, lambda n: not _no_decay(n)), (0.0, _no_decay)):
+            params = [ft._params[n] for n in trainable if keep(n)]
+            if params:
+                rate = layer_lr(ft, part, lr, decay)
+                groups.append({"params": params, "lr": rate, "base_lr": rate, "weight_decay": wd, "part": str(part)})
+    return groups
+
+
+def all_parts(ft: Finetuner) -> list[str | int]:
+    return ["embeddings", *range(ft.n_layers), "head"]
+
+
+def build_optimizer(ft: Finetuner, lr: float, weight_decay: float = 0.01, decay: float | None = None) -> torch.optim.AdamW:
+    """AdamW over exactly the trainable parameters, one group per part (for discriminative rates)."""
+    if not isinstance(lr, (int, float)) or lr <= 0:
+        raise ValueError(f"Learning rate must be a positive number, not {lr!r}; try 5e-5.")
+    groups = param_groups(ft, all_parts(ft), lr, weight_decay, decay)
+    if not groups:
+        raise ValueError("Nothing is trainable: the freeze pattern froze every parameter; unfreeze at least the head.")
+    return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+
+
+def optimizer_parameter_ids(optimizer: torch.optim.Optimizer) -> set[int]:
+    return {id(p) for group in optimizer.param_groups for p in group["params"]}
+
+
+def add_parts(optimizer: torch.optim.Optimizer, ft: Finetuner, parts: list[str | int], lr: float,
+              weight_decay: float, decay: float | None) -> int:
+    """Add newly trainable parameters of these parts as new groups; returns how many were added."""
+    known = optimizer_parameter_ids(optimizer)
+    added = 0
+    for group in param_groups(ft, parts, lr, weight_decay, decay):
+        group["params"] = [p for p in group["params"] if id(p) not in known]
+        if group["params"]:
+            optimizer.add_param_group(group)
+            added += len(group["params"])
+    return added
+
+
+# -- schedules: factor(step) in [0, 1] ------------------------------------------------------
+def constant(total_steps: int) -> Callable[[int], float]:
+    return lambda step: 1.0
+
+
+def linear_warmup_decay(total_steps: int, warmup: float = 0.1) -> Callable[[int], float]:
+    """Linear warm-up over the first `warmup` fraction of steps, then linear decay to 0."""
+    warm = max(1, int(total_steps * warmup))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+
+    return factor
+
+
+def slanted_triangular(total_steps: int, cut_frac: float = 0.1, ratio: float = 32) -> Callable[[int], float]:
+    """ULMFiT's slanted triangular rate: short linear rise, long linear fall, floor 1/ratio."""
+    cut = max(1, math.floor(total_steps * cut_frac))
+
+    def factor(step: int) -> float:
+        p = step / cut if step < cut else 1 - (step - cut) / max(1, cut * (1 / cut_frac - 1))
+        return (1 + p * (ratio - 1)) / ratio
+
+    return factor
+
+
+SCHEDULES = {"constant": constant, "linear": linear_warmup_decay, "slanted_triangular": slanted_triangular}
+
+
+def make_schedule(name: str, total_steps: int) -> Callable[[int], float]:
+    if name not in SCHEDULES:
+        raise ValueError(f"Unknown schedule {name!r}; use one of {sorted(SCHEDULES)}.")
+    return SCHEDULES[name](total_steps)
+
+
+def apply_schedule(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = group.get("base_lr", group["lr"]) * factor

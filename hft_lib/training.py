@@ -1,0 +1,151 @@
+"""The training loop the source text describes, with the pieces people expect.
+
+Loss from the model, AdamW over trainable parameters only, a learning-rate schedule, evaluation
+every epoch, `tqdm.auto` progress bars, mixed precision on CUDA, optional gradual unfreezing, and a
+`History` of loss, metric, wall time and which layers were trainable at each step.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .config import get_device, set_seed
+from .freezing import Finetuner
+from .optim import apply_schedule, build_optimizer, make_schedule
+from .unfreezing import GradualUnfreezer, UnfreezeSchedule
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class History:
+    """What happened during `fit`: one row per step and one per epoch (pandas DataFrames)."""
+
+    steps: list[dict] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+
+    @property
+    def step_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.steps)
+
+    @property
+    def epoch_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.epochs)
+
+    @property
+    def final(self) -> dict:
+        return self.epochs[-1] if self.epochs else {}
+
+    def median_step_time(self, skip: int = 2) -> float:
+        times = [s["time_s"] for s in self.steps[skip:]] or [s["time_s"] for s in self.steps]
+        return float(pd.Series(times).median())
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device | None = None) -> dict[str, float]:
+    """Mean loss, plus accuracy for classification or perplexity for language modelling."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total_loss, correct, count, tokens = 0.0, 0, 0, 0
+    for batch in loader:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        out = model(**batch)
+        labels = batch["labels"]
+        if labels.dim() == 1:  # classification
+            correct += (out.logits.argmax(-1) == labels).sum().item()
+            total_loss += out.loss.item() * len(labels)
+            count += len(labels)
+        else:  # causal LM: weight by predicted tokens
+            n = (labels[:, 1:] != -100).sum().item()
+            total_loss += out.loss.item() * n
+            tokens += n
+    model.train(was_training)
+    if count:
+        return {"loss": total_loss / count, "accuracy": correct / count}
+    loss = total_loss / max(tokens, 1)
+    return {"loss": loss, "perplexity": math.exp(min(loss, 50))}
+
+
+def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None = None, *, epochs: int = 3,
+        lr: float = 5e-5, weight_decay: float = 0.01, schedule: str = "linear", lr_decay: float | None = None,
+        unfreeze: UnfreezeSchedule | None = None, max_steps: int | None = None, device: str | None = None,
+        amp: bool = True, seed: int | None = 0, progress: bool = True, optimizer: torch.optim.Optimizer | None = None,
+        step_hook=None) -> History:
+    """Fine-tune `ft.model` on `train_loader`; evaluate on `eval_loader` after every epoch.
+
+    Args:
+        lr_decay: discriminative learning rates: each layer down gets lr / lr_decay (ULMFiT: 2.6).
+        unfreeze: a gradual-unfreezing schedule; training then starts with only the head trainable.
+        max_steps: stop after this many optimiser steps (the schedule spans them).
+        amp: bfloat16 autocast on CUDA (ignored on CPU).
+        step_hook: optional callable(step, model) run after each optimiser step (e.g. HFT redraws).
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a whole number of at least 1, not {epochs!r}.")
+    if not isinstance(lr, (int, float)) or lr <= 0:
+        raise ValueError(f"Learning rate must be a positive number, not {lr!r}; try 5e-5.")
+    if len(train_loader) == 0:
+        raise ValueError("The training loader has no batches; give it at least one example.")
+    if seed is not None:
+        set_seed(seed)
+    device = get_device(device)
+    model = ft.model.to(device)
+    model.train()
+    unfreezer = GradualUnfreezer(ft, unfreeze, lr, weight_decay, lr_decay) if unfreeze else None
+    optimizer = optimizer or build_optimizer(ft, lr, weight_decay, lr_decay)
+    total = min(max_steps or math.inf, epochs * len(train_loader))
+    factor = make_schedule(schedule, int(total))
+    use_amp = amp and device.type == "cuda"
+    history, step = History(), 0
+    bar = tqdm(total=int(total), desc=ft.pattern_name if not unfreeze else f"gradual {unfreeze.direction}",
+               disable=not progress, leave=True)
+    for epoch in range(epochs):
+        epoch_start, losses = time.perf_counter(), []
+        for batch in train_loader:
+            if step >= total:
+                break
+            if unfreezer:
+                unfreezer.update(optimizer, step, epoch)
+            start = time.perf_counter()
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            apply_schedule(optimizer, factor(step))
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = model(**batch).loss
+            if not torch.isfinite(loss):
+                bar.close()
+                raise TrainingDiverged(f"Loss became {loss.item()} at step {step}; lower the learning rate (now {lr}) "
+                                       "or check the data for empty or broken examples.")
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)  # None grads: frozen-again params get no momentum step
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            elapsed = time.perf_counter() - start
+            losses.append(loss.item())
+            history.steps.append({"step": step, "epoch": epoch, "loss": losses[-1], "lr": optimizer.param_groups[-1]["lr"],
+                                  "time_s": elapsed, "trainable_layers": tuple(ft.trainable_layers)})
+            if step_hook:
+                step_hook(step, model)
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+        row = {"epoch": epoch, "train_loss": sum(losses) / max(len(losses), 1), "time_s": time.perf_counter() - epoch_start,
+               "steps": len(losses), "trainable_layers": tuple(ft.trainable_layers),
+               "trainable_params": ft.trainable_parameter_count()}
+        if eval_loader is not None:
+            row.update({f"eval_{k}": v for k, v in evaluate(model, eval_loader, device).items()})
+        history.epochs.append(row)
+        if step >= total:
+            break
+    bar.close()
+    return history

@@ -1,0 +1,88 @@
+"""Gradual unfreezing: start with only the head trainable, then unfreeze layer groups stage by stage.
+
+`bottom_up` follows our source text (input side first; the embeddings travel with layer 0);
+`top_down` follows ULMFiT (last layer first; the embeddings come last). Stage 0 trains the head
+alone. Each later stage unfreezes the next `group_size` layers and adds them to the optimiser as
+new parameter groups, so they really train from that step on while frozen ones never move.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .freezing import Finetuner
+from .optim import add_parts
+
+DIRECTIONS = ("bottom_up", "top_down")
+UNITS = ("epoch", "step")
+
+
+@dataclass
+class UnfreezeSchedule:
+    """When and in which order to unfreeze.
+
+    Args:
+        direction: "bottom_up" (source text) or "top_down" (ULMFiT).
+        stage_length: how many `unit`s each stage lasts (> 0).
+        unit: "epoch" or "step".
+        group_size: layers unfrozen per stage.
+    """
+
+    direction: str = "top_down"
+    stage_length: int = 1
+    unit: str = "epoch"
+    group_size: int = 1
+
+    def __post_init__(self):
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"Unknown unfreezing direction {self.direction!r}; use 'bottom_up' or 'top_down'.")
+        if self.unit not in UNITS:
+            raise ValueError(f"Unknown stage unit {self.unit!r}; use 'epoch' or 'step'.")
+        for name in ("stage_length", "group_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a whole number of at least 1, not {value!r}.")
+
+    def stages(self, n_layers: int) -> list[list[int]]:
+        """Layer indices unfrozen at stages 1, 2, ... (stage 0 unfreezes nothing)."""
+        order = list(range(n_layers)) if self.direction == "bottom_up" else list(range(n_layers))[::-1]
+        return [order[i:i + self.group_size] for i in range(0, n_layers, self.group_size)]
+
+    def stage_at(self, step: int, epoch: int, n_layers: int) -> int:
+        """Stage in force at this optimiser step / epoch (both counted from 0)."""
+        elapsed = epoch if self.unit == "epoch" else step
+        return min(elapsed // self.stage_length, len(self.stages(n_layers)))
+
+
+class GradualUnfreezer:
+    """Drives an `UnfreezeSchedule` on a Finetuner and its optimiser; call `update` before each step."""
+
+    def __init__(self, ft: Finetuner, schedule: UnfreezeSchedule, lr: float, weight_decay: float = 0.01,
+                 decay: float | None = None):
+        self.ft, self.schedule = ft, schedule
+        self.lr, self.weight_decay, self.decay = lr, weight_decay, decay
+        self.plan = schedule.stages(ft.n_layers)
+        self.stage = 0
+        ft.freeze_layers(range(ft.n_layers))
+        ft.set_embeddings_trainable(False)
+
+    def update(self, optimizer: torch.optim.Optimizer, step: int, epoch: int) -> list[int]:
+        """Advance to the stage due at (step, epoch); returns the layers unfrozen now (often none)."""
+        target = self.schedule.stage_at(step, epoch, self.ft.n_layers)
+        newly: list[int] = []
+        while self.stage < target:
+            layers = self.plan[self.stage]
+            self.stage += 1
+            self.ft.unfreeze_layers(layers)
+            parts: list[str | int] = list(layers)
+            if 0 in layers:  # the embeddings travel with layer 0: first bottom-up, last top-down
+                self.ft.set_embeddings_trainable(True)
+                parts.append("embeddings")
+            add_parts(optimizer, self.ft, parts, self.lr, self.weight_decay, self.decay)
+            newly += layers
+        return newly
+
+    def state_dict(self) -> dict:
+        return {"stage": self.stage}

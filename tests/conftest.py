@@ -1,0 +1,29 @@
+import os
+
+# Before transformers is imported anywhere (and inherited by notebook kernels nbval starts).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HFT_PROFILE", "quick")
+
+import pytest
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+
+def tiny_bert(num_labels: int = 3, layers: int = 4) -> BertForSequenceClassification:
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32, num_labels=num_labels)
+    return BertForSequenceClassification(config)
+
+
+def tiny_batches(n: int = 6, num_labels: int = 3, seed: int = 0) -> list[dict]:
+    g = torch.Generator().manual_seed(seed)
+    return [{"input_ids": torch.randint(1, 100, (4, 10), generator=g),
+             "attention_mask": torch.ones(4, 10, dtype=torch.long),
+             "labels": torch.randint(0, num_labels, (4,), generator=g)} for _ in range(n)]
+
+
+@pytest.fixture
+def bert():
+    return tiny_bert()

@@ -1,0 +1,103 @@
+"""Freezing does what it promises: frozen weights never change, trainable ones do, the optimiser holds exactly the trainable."""
+
+import pytest
+import torch
+
+from hft_lib import Finetuner, build_optimizer, fit, frozen_layer_indices
+from hft_lib.optim import optimizer_parameter_ids
+
+from .conftest import tiny_batches, tiny_bert
+
+
+@pytest.mark.parametrize("pattern,expected", [
+    ("full", []), ("head_only", [0, 1, 2, 3, 4, 5]), ("lower_half", [0, 1, 2]), ("alternate", [0, 2, 4]),
+    ([1, 4], [1, 4]), (lambda i, n: i >= n - 2, [4, 5]),
+])
+def test_pattern_indices(pattern, expected):
+    assert frozen_layer_indices(pattern, 6) == expected
+
+
+def test_alternate_on_an_odd_stack():
+    assert frozen_layer_indices("alternate", 5) == [0, 2, 4]
+    assert frozen_layer_indices("lower_half", 5) == [0, 1]
+
+
+@pytest.mark.parametrize("pattern", ["full", "head_only", "lower_half", "alternate", [1, 2]])
+def test_frozen_parameters_are_bit_identical_after_training(pattern):
+    model = tiny_bert()
+    ft = Finetuner(model, pattern, verbose=False)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = set(ft.named_trainable_parameters())
+    fit(ft, tiny_batches(), epochs=2, lr=1e-2, weight_decay=0.1, progress=False, device="cpu")
+    for name, param in model.named_parameters():
+        if name in trainable:
+            assert not torch.equal(param, before[name]), f"{name} should have trained"
+        else:
+            assert torch.equal(param, before[name]), f"{name} is frozen but changed"
+
+
+@pytest.mark.parametrize("pattern", ["full", "head_only", "lower_half", "alternate"])
+def test_optimizer_holds_exactly_the_trainable_parameters(pattern):
+    ft = Finetuner(tiny_bert(), pattern, verbose=False)
+    optimizer = build_optimizer(ft, lr=1e-3)
+    assert optimizer_parameter_ids(optimizer) == {id(p) for p in ft.trainable_parameters()}
+
+
+def test_embeddings_default_follows_layer_zero():
+    assert not Finetuner(tiny_bert(), "lower_half", verbose=False).embeddings_trainable
+    assert Finetuner(tiny_bert(), [2, 3], verbose=False).embeddings_trainable
+    assert Finetuner(tiny_bert(), "lower_half", embeddings="trainable", verbose=False).embeddings_trainable
+    assert not Finetuner(tiny_bert(), "full", embeddings="frozen", verbose=False).embeddings_trainable
+
+
+def test_setup_prints_what_was_frozen(capsys):
+    Finetuner(tiny_bert(), "lower_half")
+    out = capsys.readouterr().out
+    assert "frozen layers [0, 1]" in out and "embeddings frozen" in out
+
+
+def test_summary_counts_add_up():
+    ft = Finetuner(tiny_bert(), "alternate", verbose=False)
+    table = ft.summary()
+    assert table["parameters"].sum() == ft.total_parameter_count()
+    assert table["trainable"].sum() == ft.trainable_parameter_count()
+    assert list(table.loc[["layer 0", "layer 1"], "state"]) == ["frozen", "trainable"]
+
+
+def test_frozen_lower_layers_build_no_autograd_graph():
+    model = tiny_bert()
+    Finetuner(model, "lower_half", verbose=False)
+    seen = {}
+
+    def record(module, inputs, output):
+        hidden = output if isinstance(output, torch.Tensor) else output[0]
+        seen[len(seen)] = hidden.requires_grad
+
+    hooks = [layer.register_forward_hook(record) for layer in model.bert.encoder.layer]
+    batch = tiny_batches(1)[0]
+    model(**batch).loss.backward()
+    for hook in hooks:
+        hook.remove()
+    assert [seen[i] for i in range(4)] == [False, False, True, True]
+
+
+@pytest.mark.parametrize("bad,message", [
+    ("lower-half", "Unknown freeze_pattern 'lower-half'"),
+    ([0, 9], r"Layer indices \[9\] are out of range"),
+    (3.5, "freeze_pattern must be a pattern name"),
+])
+def test_bad_patterns_are_clear_errors(bad, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        Finetuner(tiny_bert(), bad, verbose=False)
+
+
+def test_bad_pattern_leaves_the_model_untouched():
+    model = tiny_bert()
+    with pytest.raises(ValueError):
+        Finetuner(model, "bogus", verbose=False)
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_not_a_model_is_a_clear_error():
+    with pytest.raises(TypeError, match="needs a torch.nn.Module"):
+        Finetuner("bert-base-uncased")
