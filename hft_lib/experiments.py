@@ -35,11 +35,14 @@ def loaders(task, tokenizer, profile: Profile, seed: int = 0) -> dict:
 
 def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: str = "trec6",
                        profile: Profile | None = None, seed: int = 0, task=None, lr_decay: float | None = None,
-                       stage_length: int | None = None, progress: bool = True, keep_model: bool = False) -> dict:
+                       stage_length: int | None = None, progress: bool = True, keep_model: bool = False,
+                       probes=None, probes_before: dict[str, float] | None = None) -> dict:
     """Fine-tune `model_name` on `task_name` with one strategy; returns a flat dict of results.
 
     Gradual strategies unfreeze one layer per stage, with stages spread evenly over the run
-    (or `stage_length` steps each).
+    (or `stage_length` steps each). With `probes` (a `retention.ProbeSuite`), retention is measured
+    too: probe accuracy after fine-tuning against `probes_before` (scored on the pretrained model
+    if not given), reported as `retention_pct` and `probe_<task>` columns.
     """
     check_strategies([strategy])
     profile = profile or get_profile()
@@ -68,6 +71,14 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
         "epoch_time_s": train_time / len(history.epochs), "step_time_s": history.median_step_time(),
         "train_examples": len(task["train"]), "device": str(get_device()),
     }
+    if probes is not None:
+        from .retention import mean_retention
+
+        after = probes.score(ft.model)
+        if probes_before is None:
+            probes_before = probes.score(load_model(model_name, num_labels=len(label_names(task))).model.to(get_device()))
+        result["retention_pct"] = mean_retention(probes_before, after)
+        result.update({f"probe_{name}": acc for name, acc in after.items()})
     if keep_model:
         result.update(finetuner=ft, history=history, profile_used=asdict(profile))
     else:

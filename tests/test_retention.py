@@ -1,0 +1,42 @@
+"""Retention and similarity measures behave as measures should."""
+
+import numpy as np
+import pytest
+
+from hft_lib import Finetuner, fit
+from hft_lib.retention import mean_retention, probe_accuracy, retention_report
+from hft_lib.similarity import linear_cka, relative_weight_change, snapshot
+
+from .conftest import tiny_batches, tiny_bert
+
+
+def test_linear_cka_is_one_for_the_same_representation_and_invariant_to_scale_and_rotation():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 16))
+    q, _ = np.linalg.qr(rng.normal(size=(16, 16)))
+    assert linear_cka(x, x) == pytest.approx(1.0)
+    assert linear_cka(x, 3 * x @ q) == pytest.approx(1.0)
+    assert linear_cka(x, rng.normal(size=(200, 16))) < 0.3
+
+
+def test_probe_separates_separable_data_and_not_noise():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    x = rng.normal(size=(400, 8)) + y[:, None] * 2.0
+    assert probe_accuracy(x[:200], y[:200], x[200:], y[200:]) > 0.9
+    assert probe_accuracy(rng.normal(size=(200, 8)), y[:200], rng.normal(size=(200, 8)), y[200:]) < 0.7
+
+
+def test_retention_report():
+    report = retention_report({"a": 0.8, "b": 0.5}, {"a": 0.6, "b": 0.5})
+    assert report.loc["a", "change"] == pytest.approx(-0.2)
+    assert mean_retention({"a": 0.8, "b": 0.5}, {"a": 0.6, "b": 0.5}) == pytest.approx(87.5)
+
+
+def test_frozen_layers_do_not_move_and_trained_ones_do():
+    ft = Finetuner(tiny_bert(), "lower_half", verbose=False)
+    before = snapshot(ft.model)
+    fit(ft, tiny_batches(), epochs=1, lr=1e-2, progress=False, device="cpu")
+    change = relative_weight_change(ft, before)
+    assert change["embeddings"] == 0 and change["layer 0"] == 0 and change["layer 1"] == 0
+    assert change["layer 2"] > 0 and change["layer 3"] > 0
