@@ -55,15 +55,94 @@ def plot_comparison(frame: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (a bad value exits with status 2 and one sentence)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {text!r}")
+    return value
+
+
+def resume_sources(path: str, strategies: list[str], run_name: str) -> dict[str, Path]:
+    """Checkpoint folder per strategy in an earlier run folder (or one checkpoint folder for one strategy)."""
+    from .checkpoint import latest_checkpoint
+
+    root = Path(path)
+    if not root.exists():
+        raise ValueError(f"--resume {path} does not exist; pass the run folder of an earlier `hft compare --checkpoint-every N`.")
+    found = {s: root / "checkpoints" / s for s in strategies if latest_checkpoint(root / "checkpoints" / s, missing_ok=True)}
+    if not found and len(strategies) == 1 and latest_checkpoint(root, missing_ok=True):
+        found = {strategies[0]: root}
+    if not found:
+        raise ValueError(f"No checkpoints of {', '.join(strategies)} in {path}; pass a run folder written with --checkpoint-every N.")
+    for folder in found.values():  # the wrong model or task: refuse before anything is written
+        saved = json.loads((latest_checkpoint(folder) / "meta.json").read_text())["identity"].get("name")
+        if saved != run_name:
+            raise ValueError(f"Checkpoint in {folder} was saved from {saved!r}, not {run_name!r}; "
+                             "resume with the --model and --task it was saved from.")
+    return found
+
+
+def check_names(model: str, task: str) -> None:
+    """Unknown model or task names fail before a results folder is made (offline, a hub id cannot exist)."""
+    from .data import EMBEDDED_TASKS, HUB_TASKS
+    from .models import EMBEDDED_MODELS
+
+    if task not in EMBEDDED_TASKS and task not in HUB_TASKS:
+        raise ValueError(f"Unknown task {task!r}; use one of {', '.join([*EMBEDDED_TASKS, *HUB_TASKS])}.")
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+    if model not in EMBEDDED_MODELS and not Path(model).exists() and offline:
+        raise ValueError(f"Unknown model {model!r}: not an embedded model ({', '.join(EMBEDDED_MODELS)}) nor a local folder, "
+                         "and the hub is off (HF_HUB_OFFLINE=1); check the name.")
+
+
 def compare(args: argparse.Namespace) -> int:
-    from .config import get_profile
-    from .experiments import check_strategies, run_classification
+    from .config import get_device, get_profile
+    from .distributed import current as distributed_context
+    from .experiments import check_strategies
 
     strategies = check_strategies([s.strip() for s in args.strategies.split(",") if s.strip()])
     profile = get_profile(args.profile, **({"epochs": args.epochs} if args.epochs else {}))
-    out = new_run_dir(Path(args.out), f"{args.model}-{args.task}".replace("/", "_"))
-    print(f"profile {profile.name}: {profile.train_size or 'all'} training examples, {profile.epochs} epochs; results -> {out}")
-    rows = [run_classification(s, args.model, args.task, profile, seed=args.seed) for s in strategies]
+    if args.device:
+        get_device(args.device)  # e.g. CUDA asked on a machine without it: one sentence, before anything is written
+    check_names(args.model, args.task)
+    run_name = f"{args.model} on {args.task}"
+    resume = resume_sources(args.resume, strategies, run_name) if args.resume else {}
+    dist = distributed_context()  # under `accelerate launch --num_processes N`: rank 0 writes, all train
+    main_process = dist is None or dist.is_main
+    out = new_run_dir(Path(args.out), f"{args.model}-{args.task}".replace("/", "_")) if main_process else None
+    out = dist.broadcast(out) if dist else out
+    if main_process:
+        print(f"profile {profile.name}: {profile.train_size or 'all'} training examples, {profile.epochs} epochs; results -> {out}"
+              + (f"; {dist.world} processes" if dist else ""))
+    try:
+        return train_and_report(args, strategies, profile, out, dist, run_name, resume)
+    except BaseException:
+        if main_process and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a run that failed before writing anything leaves no empty folder behind
+        raise
+
+
+def train_and_report(args, strategies, profile, out, dist, run_name, resume) -> int:
+    """Train every strategy (all processes), then save the table and plot (rank 0 only)."""
+    from .experiments import run_classification
+
+    main_process = dist is None or dist.is_main
+    rows = []
+    for strategy in strategies:
+        options = {"device": args.device, "model_name": run_name}
+        if args.checkpoint_every:
+            options.update(checkpoint_dir=out / "checkpoints" / strategy, checkpoint_every=args.checkpoint_every)
+        if strategy in resume:
+            options["resume_from"] = resume[strategy]
+            if main_process:
+                print(f"{strategy}: resuming from {resume[strategy]}")
+        rows.append(run_classification(strategy, args.model, args.task, profile, seed=args.seed, fit_options=options))
+    if not main_process:
+        return 0
     frame = pd.DataFrame(rows)
     frame.to_csv(out / "results.csv", index=False)
     (out / "results.json").write_text(json.dumps(rows, indent=1))
@@ -84,9 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     p_cmp.add_argument("--task", default="trec6", help="task name (default trec6)")
     p_cmp.add_argument("--strategies", default=DEFAULT_STRATEGIES, help=f"comma-separated (default {DEFAULT_STRATEGIES})")
     p_cmp.add_argument("--profile", default=None, help="quick or full (default: full on CUDA, else quick)")
-    p_cmp.add_argument("--epochs", type=int, default=None, help="override the profile's epochs")
+    p_cmp.add_argument("--epochs", type=positive_int, default=None, help="override the profile's epochs")
     p_cmp.add_argument("--seed", type=int, default=0)
     p_cmp.add_argument("--out", default="results", help="results folder; each run gets a new subfolder")
+    p_cmp.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: cuda, then mps, then cpu")
+    p_cmp.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="STEPS",
+                       help="save a checkpoint every STEPS optimiser steps under RUN/checkpoints/STRATEGY (default: none)")
+    p_cmp.add_argument("--resume", default=None, metavar="RUN",
+                       help="continue the strategies checkpointed in an earlier run folder (results go to a new folder)")
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":

@@ -16,6 +16,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from . import distributed
+from .checkpoint import Checkpointer, EpochBatches, load_checkpoint, model_identity, restore_optimizer, training_plan
 from .config import get_device, set_seed
 from .freezing import Finetuner
 from .optim import apply_schedule, build_optimizer, make_schedule
@@ -80,7 +82,8 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
         lr: float = 5e-5, weight_decay: float = 0.01, schedule: str = "linear", lr_decay: float | None = None,
         unfreeze: UnfreezeSchedule | None = None, max_steps: int | None = None, device: str | None = None,
         amp: bool = True, seed: int | None = 0, progress: bool = True, optimizer: torch.optim.Optimizer | None = None,
-        step_hook=None) -> History:
+        step_hook=None, checkpoint_dir: str | None = None, checkpoint_every: int | None = None,
+        resume_from: str | None = None, model_name: str | None = None) -> History:
     """Fine-tune `ft.model` on `train_loader`; evaluate on `eval_loader` after every epoch.
 
     Args:
@@ -89,7 +92,19 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
         max_steps: stop after this many optimiser steps (the schedule spans them).
         amp: bfloat16 autocast on CUDA (ignored on CPU).
         step_hook: optional callable(step, model) run after each optimiser step (e.g. HFT redraws).
+        checkpoint_dir: save a checkpoint there every `checkpoint_every` steps (default: every epoch) and at the end.
+        resume_from: a checkpoint (or a folder of them: the newest is used) of this model and run to continue from.
+        model_name: recorded in checkpoints, so that resuming with another model is a clear error.
+
+    Under `accelerate launch --num_processes N` it trains with DDP on the same global batch (see distributed.py).
     """
+    if not isinstance(ft, Finetuner):
+        raise TypeError(f"fit needs a Finetuner, not {type(ft).__name__}; wrap your model first: fit(Finetuner(model, 'lower_half'), loader).")
+    if isinstance(train_loader, (str, bytes, dict)) or not hasattr(train_loader, "__len__"):
+        raise TypeError(f"train_loader must be a DataLoader (or list) of batches, not {type(train_loader).__name__}; "
+                        "build one with hft_lib.make_loader(...).")
+    if checkpoint_every is not None and checkpoint_dir is None:
+        raise ValueError("checkpoint_every needs checkpoint_dir (the folder to save checkpoints in).")
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a whole number of at least 1, not {epochs!r}.")
     if not isinstance(lr, (int, float)) or lr <= 0:
@@ -98,7 +113,8 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
         raise ValueError("The training loader has no batches; give it at least one example.")
     if seed is not None:
         set_seed(seed)
-    device = get_device(device)
+    dist = distributed.current()
+    device = dist.device if dist else get_device(device)
     model = ft.model.to(device)
     model.train()
     unfreezer = GradualUnfreezer(ft, unfreeze, lr, weight_decay, lr_decay) if unfreeze else None
@@ -107,31 +123,53 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
     factor = make_schedule(schedule, int(total))
     use_amp = amp and device.type == "cuda"
     history, step = History(), 0
-    bar = tqdm(total=int(total), desc=ft.pattern_name if not unfreeze else f"gradual {unfreeze.direction}",
-               disable=not progress, leave=True)
-    for epoch in range(epochs):
-        epoch_start, losses = time.perf_counter(), []
-        for batch in train_loader:
+    identity = model_identity(model, model_name)
+    plan = training_plan(ft, epochs=epochs, lr=lr, weight_decay=weight_decay, schedule=schedule, lr_decay=lr_decay,
+                         unfreeze=unfreeze, total_steps=int(total), batches_per_epoch=len(train_loader), seed=seed)
+    resume = load_checkpoint(resume_from, ft, identity, plan) if resume_from else None
+    if resume:
+        restore_optimizer(resume, optimizer, unfreezer, lr)
+        history, step = History(resume.history["steps"], resume.history["epochs"]), resume.step
+    saver = None
+    if checkpoint_dir is not None and (dist is None or dist.is_main):
+        saver = Checkpointer(checkpoint_dir, checkpoint_every or len(train_loader), identity, plan)
+    if dist:
+        distributed.check_loader(train_loader)
+    bar = tqdm(total=int(total), initial=step, desc=ft.pattern_name if not unfreeze else f"gradual {unfreeze.direction}",
+               disable=not progress or (dist is not None and not dist.is_main), leave=True)
+    for epoch in range(resume.epoch if resume else 0, epochs):
+        batches = EpochBatches(train_loader, resume if resume and epoch == resume.epoch else None)
+        epoch_start, losses = time.perf_counter(), [s["loss"] for s in history.steps if s["epoch"] == epoch]
+        for batch in batches:
             if step >= total:
                 break
             if unfreezer:
                 unfreezer.update(optimizer, step, epoch)
             start = time.perf_counter()
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            weight, forward = 1.0, model
+            if dist:  # this process's rows of the global batch; re-wrap if the trainable set changed
+                batch, weight = dist.shard(batch)
+                forward = dist.wrap(model)
             apply_schedule(optimizer, factor(step))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = model(**batch).loss
-            if not torch.isfinite(loss):
+                loss = forward(**batch).loss * weight
+            if dist:
+                loss_seen = dist.global_mean(loss)
+            else:
+                loss_seen = loss
+            if not torch.isfinite(loss_seen):
                 bar.close()
-                raise TrainingDiverged(f"Loss became {loss.item()} at step {step}; lower the learning rate (now {lr}) "
-                                       "or check the data for empty or broken examples.")
+                kept = f"; the last good checkpoint is kept in {saver.last}" if saver and saver.last else ""
+                raise TrainingDiverged(f"Loss became {loss_seen.item()} at step {step}; lower the learning rate (now {lr}) "
+                                       f"or check the data for empty or broken examples{kept}.")
             loss.backward()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)  # None grads: frozen-again params get no momentum step
             if device.type == "cuda":
                 torch.cuda.synchronize()
             elapsed = time.perf_counter() - start
-            losses.append(loss.item())
+            losses.append(loss_seen.item())
             history.steps.append({"step": step, "epoch": epoch, "loss": losses[-1], "lr": optimizer.param_groups[-1]["lr"],
                                   "time_s": elapsed, "trainable_layers": tuple(ft.trainable_layers)})
             if step_hook:
@@ -139,6 +177,9 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
             step += 1
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+            if saver and saver.due(step, int(total)):
+                saver.save(model, optimizer, steps_done=step, epoch=epoch, batch_in_epoch=len(losses),
+                           stage=unfreezer.stage if unfreezer else 0, epoch_rng=batches.start_rng, history=history)
         row = {"epoch": epoch, "train_loss": sum(losses) / max(len(losses), 1), "time_s": time.perf_counter() - epoch_start,
                "steps": len(losses), "trainable_layers": tuple(ft.trainable_layers),
                "trainable_params": ft.trainable_parameter_count()}

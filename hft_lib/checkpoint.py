@@ -1,0 +1,235 @@
+"""Checkpoint and resume in the middle of a run, gradual-unfreezing stage included.
+
+A checkpoint is a folder `step-000040/` (40 optimiser steps done) holding:
+    model.safetensors   the weights (safetensors: loading never runs code)
+    state.pt            optimiser state and RNG states, read back with torch.load(weights_only=True)
+    meta.json           model identity, training plan, position (step, epoch, batch, stage), history
+It is written to a hidden temporary folder and renamed into place, so a crash while saving never
+leaves a half-written checkpoint and never touches the earlier ones. Resuming restores the weights,
+the unfreezing stage, the optimiser groups and their state, the LR schedule position (a function of
+the step) and the data order and dropout randomness, so on a deterministic CPU a resumed run ends
+with exactly the weights of an uninterrupted one (`tests/test_resume.py`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+
+from .freezing import Finetuner
+
+FORMAT = 1
+PREFIX = "step-"
+# Plan entries that must match on resume: they decide the optimiser groups and the schedule.
+STRICT_PLAN_KEYS = ("pattern", "unfreeze", "epochs", "total_steps", "schedule", "lr_decay", "weight_decay", "batches_per_epoch")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt or from a different model or run."""
+
+
+def model_identity(model: torch.nn.Module, name: str | None = None) -> dict:
+    """What a checkpoint must match: class, name, and a fingerprint of every parameter's name and shape."""
+    config = getattr(model, "config", None)
+    shapes = sorted((n, list(p.shape)) for n, p in model.named_parameters())
+    return {
+        "name": name or getattr(config, "_name_or_path", None) or type(model).__name__,
+        "named": name is not None,  # names given by the caller (e.g. "minilm-l6 on trec6") must match too
+        "architecture": type(model).__name__,
+        "num_labels": getattr(config, "num_labels", None) if config is not None and hasattr(config, "id2label") else None,
+        "fingerprint": hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16],
+    }
+
+
+def training_plan(ft: Finetuner, **settings) -> dict:
+    """The settings of a run, as plain JSON (what resuming checks against)."""
+    plan = {"pattern": ft.pattern_name if not callable(ft.freeze_pattern) else "custom"}
+    for key, value in settings.items():
+        plan[key] = value.__dict__.copy() if hasattr(value, "__dataclass_fields__") else value
+    return json.loads(json.dumps(plan, default=str))
+
+
+# -- RNG ------------------------------------------------------------------------------------
+def rng_state() -> dict:
+    """Python, NumPy and torch (CPU and CUDA) generator states, in types torch.load(weights_only=True) accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what `rng_state` captured."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def loader_generator_state(loader) -> torch.Tensor | None:
+    generator = getattr(loader, "generator", None)
+    return generator.get_state() if generator is not None else None
+
+
+class EpochBatches:
+    """Iterate one epoch of a loader, remembering the RNG states its shuffle starts from.
+
+    With `resume`, the epoch's shuffle is replayed from those states, the batches already trained
+    on are skipped, and the RNG is then set to where it was after the last completed step.
+    """
+
+    def __init__(self, loader, resume: ResumeState | None = None):
+        self.loader, self.resume = loader, resume
+        if resume is not None:
+            torch.set_rng_state(resume.epoch_rng["torch"])
+            if resume.epoch_rng.get("loader") is not None:
+                loader.generator.set_state(resume.epoch_rng["loader"])
+        self.start_rng = {"torch": torch.get_rng_state(), "loader": loader_generator_state(loader)}
+
+    def __iter__(self):
+        iterator = iter(self.loader)
+        if self.resume is not None:
+            for _ in range(self.resume.batch_in_epoch):
+                next(iterator, None)
+            set_rng_state(self.resume.rng)
+        yield from iterator
+
+
+# -- saving ----------------------------------------------------------------------------------
+class Checkpointer:
+    """Save a checkpoint every `every` optimiser steps into `folder`, keeping the newest `keep`."""
+
+    def __init__(self, folder: str | Path, every: int, identity: dict, plan: dict, keep: int = 2):
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ValueError(f"checkpoint_every must be a whole number of steps of at least 1, not {every!r}.")
+        self.folder, self.every, self.identity, self.plan, self.keep = Path(folder), every, identity, plan, keep
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            probe = self.folder / ".write-test"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as err:
+            raise OSError(f"Cannot write checkpoints to {self.folder} ({err.strerror}); pass a writable checkpoint folder.") from None
+        self.last: Path | None = latest_checkpoint(self.folder, missing_ok=True)
+
+    def due(self, steps_done: int, total: int) -> bool:
+        return steps_done % self.every == 0 or steps_done == total
+
+    def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, steps_done: int, epoch: int,
+             batch_in_epoch: int, stage: int, epoch_rng: dict, history) -> Path:
+        """Write one checkpoint atomically; returns its folder."""
+        target = self.folder / f"{PREFIX}{steps_done:06d}"
+        if target.exists():  # never overwrite what is already saved
+            return target
+        tmp = self.folder / f".tmp-{target.name}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        try:
+            save_model(model, str(tmp / "model.safetensors"))
+            torch.save({"optimizer": optimizer.state_dict(), "rng": rng_state(), "epoch_rng": epoch_rng}, tmp / "state.pt")
+            meta = {"format": FORMAT, "identity": self.identity, "plan": self.plan, "step": steps_done, "epoch": epoch,
+                    "batch_in_epoch": batch_in_epoch, "stage": stage,
+                    "history": {"steps": history.steps, "epochs": history.epochs}}
+            (tmp / "meta.json").write_text(json.dumps(meta, default=list))
+            tmp.rename(target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.last = target
+        done = sorted(p for p in self.folder.glob(f"{PREFIX}*") if p.is_dir())
+        for old in done[:-self.keep] if self.keep else []:
+            shutil.rmtree(old, ignore_errors=True)
+        return target
+
+
+# -- loading ---------------------------------------------------------------------------------
+@dataclass
+class ResumeState:
+    """Where a checkpoint left off (see `load_checkpoint`)."""
+
+    path: Path
+    step: int
+    epoch: int
+    batch_in_epoch: int
+    stage: int
+    rng: dict
+    epoch_rng: dict
+    optimizer: dict
+    history: dict = field(default_factory=dict)
+    plan: dict = field(default_factory=dict)
+
+
+def latest_checkpoint(folder: str | Path, missing_ok: bool = False) -> Path | None:
+    """The newest complete checkpoint in `folder` (or `folder` itself if it is one)."""
+    folder = Path(folder)
+    if (folder / "meta.json").is_file():
+        return folder
+    found = sorted(p for p in folder.rglob(f"{PREFIX}*") if (p / "meta.json").is_file()) if folder.is_dir() else []
+    if not found and not missing_ok:
+        raise CheckpointError(f"No checkpoint found in {folder}; pass a folder written with checkpoint_dir (or --checkpoint-every).")
+    return max(found, key=lambda p: p.name) if found else None
+
+
+def load_checkpoint(path: str | Path, ft: Finetuner, identity: dict, plan: dict) -> ResumeState:
+    """Check a checkpoint belongs to this model and run, load its weights into `ft.model`, return the rest."""
+    path = latest_checkpoint(path)
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+    except (OSError, ValueError) as err:
+        raise CheckpointError(f"Checkpoint {path} is unreadable ({err}); resume from an earlier one or start afresh.") from None
+    saved = meta.get("identity", {})
+    named = saved.get("named") and identity.get("named")
+    if ((saved.get("architecture"), saved.get("fingerprint")) != (identity["architecture"], identity["fingerprint"])
+            or (named and saved.get("name") != identity["name"])):
+        raise CheckpointError(
+            f"Checkpoint {path} was saved from model {saved.get('name')!r} ({saved.get('architecture')}, "
+            f"{saved.get('num_labels')} labels), not {identity['name']!r} ({identity['architecture']}, "
+            f"{identity['num_labels']} labels); resume with the model and task it was saved from, or start without resuming.")
+    differ = [k for k in STRICT_PLAN_KEYS if meta["plan"].get(k) != plan.get(k)]
+    if differ:
+        details = ", ".join(f"{k}: saved {meta['plan'].get(k)!r}, now {plan.get(k)!r}" for k in differ)
+        raise CheckpointError(f"Checkpoint {path} belongs to a run with other settings ({details}); resume with the same settings.")
+    try:
+        load_model(ft.model, str(path / "model.safetensors"))
+        state = torch.load(path / "state.pt", weights_only=True, map_location="cpu")
+    except Exception as err:  # noqa: BLE001 - any failure here means the files are damaged
+        raise CheckpointError(f"Checkpoint {path} is corrupt ({type(err).__name__}); resume from an earlier one or start afresh.") from None
+    history = meta.get("history", {"steps": [], "epochs": []})
+    for row in history["steps"] + history["epochs"]:  # JSON turned these tuples into lists
+        if "trainable_layers" in row:
+            row["trainable_layers"] = tuple(row["trainable_layers"])
+    return ResumeState(path, meta["step"], meta["epoch"], meta["batch_in_epoch"], meta["stage"], state["rng"],
+                       state["epoch_rng"], state["optimizer"], history, meta["plan"])
+
+
+def restore_optimizer(resume: ResumeState, optimizer: torch.optim.Optimizer, unfreezer, lr: float) -> None:
+    """Replay the unfreezing stages (same groups, same order), then load the optimiser state into them."""
+    if unfreezer is not None:
+        while unfreezer.stage < resume.stage:  # stage_length steps/epochs per stage: jump stage by stage
+            before = unfreezer.stage
+            unfreezer.update(optimizer, (before + 1) * unfreezer.schedule.stage_length,
+                             (before + 1) * unfreezer.schedule.stage_length)
+            if unfreezer.stage == before:
+                break
+    saved_groups = resume.optimizer["param_groups"]
+    if [len(g["params"]) for g in saved_groups] != [len(g["params"]) for g in optimizer.param_groups]:
+        raise CheckpointError(f"Checkpoint {resume.path} has other optimiser groups than this run "
+                              f"(stage {resume.stage}); resume with the same freeze pattern and unfreezing schedule.")
+    optimizer.load_state_dict(resume.optimizer)
+    saved_lr = resume.plan.get("lr")
+    if saved_lr and lr != saved_lr:  # e.g. resuming after a divergence with a lower rate: scale every group
+        for group in optimizer.param_groups:
+            group["base_lr"] = group.get("base_lr", group["lr"]) * lr / saved_lr

@@ -1,0 +1,193 @@
+"""How long should a training step take with part of the model frozen? A cost model to check against.
+
+A step runs every block forward: the embeddings, each transformer layer, the head (pooler or final
+norm, classifier or LM head, and the loss). Call block b's forward cost F_b. Backward, per block:
+
+    + F_b        activation gradients, when any parameter at or below b is trainable (gradients must
+                 travel down through b, or be produced inside it)
+    + w_b * F_b  weight gradients, w_b = trainable share of b's parameters (1 for a trainable layer,
+                 0 for a frozen one, about 0.01 for a LoRA layer, about 0.5 for an HFT-paper layer)
+
+so a trainable layer costs F + 2F, a frozen layer that gradients pass through F + F, and a frozen
+layer below every trainable parameter (embeddings frozen too) F + 0: no backward at all. On top comes
+the optimizer: c * (trainable parameters), covering the fresh gradient buffer of every trainable
+tensor (the word-embedding gradient is a dense vocab x hidden matrix even though a batch touches few
+rows) and the AdamW update. Both are memory-bound, hence proportional to the parameter count. For
+MiniLM this term is large: its word embeddings are about half its weights.
+
+Calibration (`calibrate`) measures on the machine, in the same process, right before a benchmark:
+F_b from the timestamps of forward passes in training mode (dropout on) under `torch.no_grad()`, and
+c from zero-filled gradient buffers plus one AdamW step over copies of all of the model's
+parameters, divided by their number. `predict_step_seconds` then prices any freezing state from
+the parameters' `requires_grad` flags, and `predicted_ratio` divides by the price of full
+fine-tuning. Nothing is fitted to the step times it is later compared with.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .layers import find_layer_stack
+
+_EMBED_HINTS = ("embed", "wte", "wpe", "shared")
+
+
+@dataclass
+class Calibration:
+    """Measured costs of one model on one machine (seconds)."""
+
+    blocks: list[str]  # "embeddings", "layer 0", ..., "head"
+    forward_s: list[float]  # forward time of each block
+    per_param_s: float  # gradient buffer + AdamW update, per trainable parameter
+    parameters: int  # distinct parameters of the model (what full fine-tuning trains)
+
+    @property
+    def layer_forward_s(self) -> float:
+        """Median forward time of one transformer layer (the issue's F)."""
+        return statistics.median(self.forward_s[1:-1])
+
+    def describe(self) -> str:
+        head, emb = self.forward_s[-1], self.forward_s[0]
+        return (f"F = {1e3 * self.layer_forward_s:.2f} ms per layer ({len(self.blocks) - 2} layers), embeddings "
+                f"{1e3 * emb:.2f} ms, head+loss {1e3 * head:.2f} ms; optimizer {1e9 * self.per_param_s:.2f} ns per "
+                f"trainable parameter ({1e3 * self.per_param_s * self.parameters:.1f} ms for all {self.parameters:,})")
+
+
+def model_blocks(model: nn.Module, layer_names: list[str] | None = None) -> tuple[list[str], list[list[nn.Parameter]]]:
+    """Split the parameters into blocks: embeddings, each layer, head (a tied LM head counts in both places)."""
+    layer_names = layer_names or find_layer_stack(model)
+    params: list[list[nn.Parameter]] = [[] for _ in range(len(layer_names) + 2)]
+    seen_layer = False
+    for name, param in model.named_parameters(remove_duplicate=False):
+        idx = next((i for i, ln in enumerate(layer_names) if name.startswith(ln + ".")), None)
+        if idx is not None:
+            params[idx + 1].append(param)
+            seen_layer = True
+        elif not seen_layer or any(h in name.lower() for h in _EMBED_HINTS):
+            params[0].append(param)
+        else:
+            params[-1].append(param)
+    return ["embeddings", *(f"layer {i}" for i in range(len(layer_names))), "head"], params
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure_forward(model: nn.Module, batch: dict, layer_names: list[str] | None = None, repeats: int = 5,
+                    amp: bool = False, clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Median forward time of each block (embeddings, layers, head incl. loss), training mode, no grad.
+
+    `clock`: wall time by default; `time.process_time` (CPU time, one torch thread) is steadier on a shared machine.
+    """
+    layer_names = layer_names or find_layer_stack(model)
+    layers = [model.get_submodule(n) for n in layer_names]
+    device = next(model.parameters()).device
+    stamps: dict[str, float] = {}
+
+    def mark(key):
+        def hook(*_):
+            _sync(device)
+            stamps[key] = clock()
+        return hook
+
+    handles = []
+    for i, layer in enumerate(layers):
+        handles.append(layer.register_forward_pre_hook(mark(f"start{i}")))
+        handles.append(layer.register_forward_hook(mark(f"end{i}")))
+    runs: list[list[float]] = []
+    was_training = model.training
+    model.train()
+    try:
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            for _ in range(repeats + 1):  # the first pass warms up
+                _sync(device)
+                start = clock()
+                model(**batch).loss.item()
+                end = clock()
+                n = len(layers)
+                runs.append([stamps["start0"] - start, *(stamps[f"end{i}"] - stamps[f"start{i}"] for i in range(n)),
+                             end - stamps[f"end{n - 1}"]])
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return [statistics.median(col) for col in zip(*runs[1:])]
+
+
+def measure_optimizer(model: nn.Module, repeats: int = 3, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds per parameter for fresh gradient buffers plus one AdamW step (on copies; the model is untouched)."""
+    unique = list({id(p): p for p in model.parameters()}.values())
+    shadow = [nn.Parameter(torch.zeros_like(p)) for p in unique]
+    device = unique[0].device
+    opt = torch.optim.AdamW(shadow, lr=1e-5, weight_decay=0.01)
+    times = []
+    for _ in range(repeats + 1):  # the first step allocates the AdamW state
+        _sync(device)
+        start = clock()
+        for p in shadow:
+            p.grad = torch.zeros_like(p)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        _sync(device)
+        times.append(clock() - start)
+    del opt, shadow
+    return statistics.median(times[1:]) / sum(p.numel() for p in unique)
+
+
+def calibrate(model: nn.Module, batch: dict, layer_names: list[str] | None = None, repeats: int = 5,
+              amp: bool = False, clock: Callable[[], float] = time.perf_counter) -> Calibration:
+    """Measure F per block and the optimizer's cost per parameter for this model, batch and machine."""
+    layer_names = layer_names or find_layer_stack(model)
+    names, _ = model_blocks(model, layer_names)
+    forward = measure_forward(model, batch, layer_names, repeats, amp, clock)
+    n_params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    return Calibration(names, forward, measure_optimizer(model, clock=clock), n_params)
+
+
+def trainable_state(model: nn.Module, layer_names: list[str] | None = None) -> list[tuple[bool, float]]:
+    """Per block: (does backward reach it, trainable share of its parameters), from requires_grad flags."""
+    _, blocks = model_blocks(model, layer_names)
+    state, reached = [], False
+    for params in blocks:
+        total = sum(p.numel() for p in params)
+        trainable = sum(p.numel() for p in params if p.requires_grad)
+        reached = reached or trainable > 0
+        state.append((reached, trainable / total if total else 0.0))
+    return state
+
+
+def trainable_parameter_count(model: nn.Module) -> int:
+    """Distinct parameters with requires_grad (what the optimizer updates)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values() if p.requires_grad)
+
+
+def step_seconds(cal: Calibration, state: list[tuple[bool, float]], trainable_params: int) -> float:
+    """Predicted step time for a freezing state (see the module docstring)."""
+    if len(state) != len(cal.forward_s):
+        raise ValueError(f"The calibration has {len(cal.forward_s)} blocks but the model has {len(state)}; "
+                         "calibrate the same model (architecture) you predict for.")
+    compute = sum(f * (1 + float(reached) + share) for f, (reached, share) in zip(cal.forward_s, state))
+    return compute + cal.per_param_s * trainable_params
+
+
+def predict_step_seconds(model: nn.Module, cal: Calibration, layer_names: list[str] | None = None) -> float:
+    """Predicted seconds per training step of `model` as it is frozen now."""
+    return step_seconds(cal, trainable_state(model, layer_names), trainable_parameter_count(model))
+
+
+def full_step_seconds(cal: Calibration) -> float:
+    """Predicted seconds per step of full fine-tuning (everything trainable)."""
+    return step_seconds(cal, [(True, 1.0)] * len(cal.forward_s), cal.parameters)
+
+
+def predicted_ratio(model: nn.Module, cal: Calibration, layer_names: list[str] | None = None) -> float:
+    """Predicted step time of `model` as it is frozen now, relative to full fine-tuning."""
+    return predict_step_seconds(model, cal, layer_names) / full_step_seconds(cal)

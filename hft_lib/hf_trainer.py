@@ -1,0 +1,137 @@
+"""Freezing and gradual unfreezing inside the Hugging Face `Trainer`, as a `TrainerCallback`.
+
+    callback = FreezingCallback(model, "lower_half")                     # a fixed freeze pattern
+    callback = FreezingCallback(model, unfreeze=UnfreezeSchedule("top_down", 1, "epoch"))
+    Trainer(model=model, args=args, train_dataset=..., callbacks=[callback]).train()
+
+The freezing is applied when the callback is built, i.e. before `trainer.train()`, because the
+Trainer builds its optimiser once, at the start of training, from the parameters that require grad.
+A layer unfrozen later would therefore never train; the callback adds it to that optimiser as new
+parameter groups (Lightning's `BaseFinetuning` discipline) and extends the Trainer's LR schedule to
+them, so they warm up and decay with the rest. On several processes (DDP), the Trainer wrapped the
+model before any layer was unfrozen and DDP only all-reduces parameters trainable at wrap time, so
+the callback averages the gradients of later-unfrozen parameters itself just before each optimiser
+step; without that the replicas silently drift apart.
+
+Not supported (a clear error): gradual unfreezing under FSDP or DeepSpeed (they fix which
+parameters train when they wrap the model), static freezing under FSDP without `use_orig_params`,
+and resuming a Trainer checkpoint mid-schedule (use `hft_lib.fit(checkpoint_dir=..., resume_from=...)`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+from transformers import TrainerCallback
+
+from .freezing import Finetuner, FreezePattern
+from .unfreezing import GradualUnfreezer, UnfreezeSchedule
+
+
+def _inner(optimizer):
+    """accelerate wraps the optimiser (`.optimizer`); the param groups live on the wrapped one."""
+    return getattr(optimizer, "optimizer", optimizer)
+
+
+class FreezingCallback(TrainerCallback):
+    """Apply `freeze_pattern`, or a gradual-unfreezing schedule, to a model trained by `transformers.Trainer`.
+
+    Args:
+        model: the model given to the Trainer, or a `Finetuner` already set up on it.
+        freeze_pattern: as for `Finetuner` (ignored with `unfreeze`, which starts from the head alone).
+        unfreeze: an `UnfreezeSchedule`; stages count Trainer optimiser steps or epochs.
+        lr_decay: discriminative rates for unfrozen layers (lr / lr_decay per layer down); None: all at lr.
+    """
+
+    def __init__(self, model: nn.Module | Finetuner, freeze_pattern: FreezePattern = "lower_half",
+                 unfreeze: UnfreezeSchedule | None = None, lr_decay: float | None = None, embeddings: str = "auto",
+                 verbose: bool = True):
+        if unfreeze is not None and not isinstance(unfreeze, UnfreezeSchedule):
+            raise TypeError(f"unfreeze must be an UnfreezeSchedule, not {type(unfreeze).__name__}; "
+                            "e.g. UnfreezeSchedule('top_down', stage_length=1, unit='epoch').")
+        if isinstance(model, Finetuner):
+            self.ft = model
+        else:
+            self.ft = Finetuner(model, "head_only" if unfreeze else freeze_pattern, embeddings, verbose=False)
+        # lr and weight decay come from the TrainingArguments at train start
+        self.unfreezer = GradualUnfreezer(self.ft, unfreeze, 1.0, 0.0, lr_decay) if unfreeze else None
+        self._synced: set[int] = set()
+        self._world = 1
+        if verbose:
+            print(self.ft.describe() if not unfreeze else
+                  f"gradual unfreezing {unfreeze.direction}, {unfreeze.group_size} layer(s) every "
+                  f"{unfreeze.stage_length} {unfreeze.unit}(s); starts with {self.ft.describe()}")
+
+    # -- events ----------------------------------------------------------------------------
+    def on_train_begin(self, args, state, control, optimizer=None, **kwargs):
+        self._check_engine(args)
+        if self.unfreezer is not None:
+            self.unfreezer.lr, self.unfreezer.weight_decay = args.learning_rate, args.weight_decay
+            if state.global_step > 0 and self.unfreezer.schedule.stage_at(state.global_step, int(state.epoch or 0),
+                                                                            self.ft.n_layers) > 0:
+                raise ValueError("Resuming a Trainer checkpoint in the middle of gradual unfreezing is not supported; "
+                                 "use hft_lib.fit(..., checkpoint_dir=..., resume_from=...) or start the Trainer afresh.")
+        self._world = args.world_size
+        # DDP was built just before this event, from exactly these parameters
+        self._synced = {id(p) for p in self.ft.trainable_parameters()}
+        in_optimizer = {id(p) for g in _inner(optimizer).param_groups for p in g["params"]} if optimizer else set()
+        missing = [n for n, p in self.ft.named_trainable_parameters().items() if id(p) not in in_optimizer]
+        if optimizer is not None and missing:
+            raise ValueError(f"The Trainer's optimiser lacks trainable parameters ({missing[:2]}...): build the "
+                             "FreezingCallback before trainer.train(), so freezing is applied before the optimiser is made.")
+
+    def on_step_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
+        if self.unfreezer is None or optimizer is None:
+            return
+        inner = _inner(optimizer)
+        before = len(inner.param_groups)
+        if self.unfreezer.update(inner, state.global_step, int(state.epoch or 0)):
+            extend_lr_scheduler(lr_scheduler, inner, before)
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if self._world > 1 and torch.distributed.is_initialized():
+            average_unsynced_gradients(self.ft, self._synced, self._world)
+
+    # -- checks ----------------------------------------------------------------------------
+    def _check_engine(self, args) -> None:
+        fsdp = bool(getattr(args, "fsdp", None))
+        deepspeed = bool(getattr(args, "deepspeed", None))
+        if self.unfreezer is not None and (fsdp or deepspeed):
+            raise ValueError("Gradual unfreezing cannot run under FSDP or DeepSpeed (they fix which parameters train "
+                             "when they wrap the model); train with DDP, or use a fixed freeze pattern.")
+        if fsdp and not (getattr(args, "fsdp_config", None) or {}).get("use_orig_params", False):
+            raise ValueError("Freezing under FSDP needs fsdp_config={'use_orig_params': True} in TrainingArguments "
+                             "(otherwise frozen and trainable weights share one flat parameter).")
+
+
+def extend_lr_scheduler(scheduler, optimizer: torch.optim.Optimizer, first_new: int) -> None:
+    """Make a `LambdaLR` schedule (what every transformers `get_*_schedule` returns) drive groups added after it was built."""
+    if scheduler is None:
+        return
+    inner = getattr(scheduler, "scheduler", scheduler)  # accelerate's AcceleratedScheduler wraps it
+    if not isinstance(inner, LambdaLR):
+        raise TypeError(f"Gradual unfreezing needs a LambdaLR-based learning-rate schedule, not {type(inner).__name__}; "
+                        "use one of transformers' lr_scheduler_type values such as 'linear' or 'cosine'.")
+    lam = inner.lr_lambdas[0]
+    for group in optimizer.param_groups[first_new:]:
+        base = group.get("base_lr", group["lr"])
+        group["initial_lr"] = base
+        inner.base_lrs.append(base)
+        inner.lr_lambdas.append(lam)
+        group["lr"] = base * lam(inner.last_epoch)
+
+
+@torch.no_grad()
+def average_unsynced_gradients(ft: Finetuner, synced: set[int], world: int) -> None:
+    """All-reduce (mean) the gradients DDP does not know about: parameters unfrozen after it wrapped the model."""
+    grads = [p.grad for p in ft.trainable_parameters() if id(p) not in synced and p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset:offset + g.numel()].view_as(g))
+        offset += g.numel()

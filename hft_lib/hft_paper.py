@@ -1,0 +1,162 @@
+"""The HFT paper's own method: freeze half of the matrices *inside* every layer, redrawn each round.
+
+Hui et al. (2024), "HFT: Half Fine-Tuning for Large Language Models", freeze parameters at the
+level of categories inside each transformer block, not whole layers: half of the attention
+matrices (e.g. 2 of LLaMA's q/k/v/o), half of the feed-forward matrices and half of the norms,
+chosen at random; the embeddings and the LM head stay trainable. The draw is repeated every
+training round, so over a long run every matrix gets trained some of the time.
+
+Contrast with the layer-level patterns in `freezing.py` (`lower_half`, `alternate`), which freeze
+whole layers. Here *every* layer is partly trainable, so the backward pass always runs through
+the whole stack: the paper's method saves optimiser state and weight-gradient work, not the
+backward pass itself.
+
+How "half" is counted (our reading of the paper, made exact): within each layer, a category with
+n matrices freezes n // 2 of them; when n is odd (LLaMA's gate/up/down: 3) one more is frozen in
+a random half of the layers, so model-wide exactly half of that category is frozen (2 or 1 of 3
+per layer). A bias travels with its weight. Categories come from module names: anything with
+"norm" (or GPT-2's `ln_*`) is a norm, anything under "attn"/"attention" is attention, the rest of
+the layer is feed-forward.
+
+Re-drawing and the optimiser: build the optimiser once over every parameter that can ever be
+trainable (`HalfParameterRedraw.build_optimizer`). The training loop sets gradients to None after
+each step and frozen parameters get no gradient, and AdamW skips parameters whose grad is None, so
+a parameter frozen in this round is moved neither by momentum nor by weight decay.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import OrderedDict
+
+import pandas as pd
+import torch
+
+from .freezing import Finetuner
+from .optim import build_optimizer
+
+CATEGORIES = ("attention", "ffn", "norm")
+_NORM = re.compile(r"norm|(^|\.)ln(_|f|\d|$)", re.IGNORECASE)
+_ATTENTION = re.compile(r"attn|attention", re.IGNORECASE)
+
+
+def module_category(module_path: str) -> str:
+    """"attention", "ffn" or "norm" for a module inside a transformer layer (by its name)."""
+    if _NORM.search(module_path):
+        return "norm"
+    if _ATTENTION.search(module_path):
+        return "attention"
+    return "ffn"
+
+
+def layer_units(ft: Finetuner) -> list[dict[str, list[list[str]]]]:
+    """Per layer: category -> units, each unit the parameter names of one matrix or norm (weight + bias)."""
+    out = []
+    for names in ft.parts.layers:
+        units: OrderedDict[str, list[str]] = OrderedDict()
+        for name in names:
+            units.setdefault(name.rsplit(".", 1)[0], []).append(name)
+        by_cat: dict[str, list[list[str]]] = {c: [] for c in CATEGORIES}
+        for module, params in units.items():
+            by_cat[module_category(module)].append(params)
+        out.append(by_cat)
+    return out
+
+
+def draw_frozen(ft: Finetuner, seed: int) -> list[str]:
+    """Names of the parameters one random HFT draw freezes (half of each category in every layer)."""
+    rng = random.Random(seed)
+    layers = layer_units(ft)
+    frozen: list[str] = []
+    # For odd unit counts, the extra frozen unit goes to a random half of the layers (exact half overall).
+    extra = {c: set(rng.sample(range(len(layers)), len(layers) // 2)) for c in CATEGORIES}
+    for index, by_cat in enumerate(layers):
+        for cat in CATEGORIES:
+            units = by_cat[cat]
+            k = len(units) // 2 + (1 if len(units) % 2 and index in extra[cat] else 0)
+            for unit in rng.sample(units, k):
+                frozen += unit
+    return frozen
+
+
+def _apply(ft: Finetuner, frozen: list[str]) -> None:
+    for param in ft._params.values():
+        param.requires_grad_(True)  # embeddings, head and the drawn half stay trainable
+    ft._set(frozen, False)
+
+
+def apply_hft_paper(ft: Finetuner, seed: int = 0) -> list[str]:
+    """Freeze one random half of every layer's attention, feed-forward and norm units (static draw).
+
+    Everything else (embeddings, LM head / classifier, the other half) is made trainable.
+    Returns the names of the frozen parameters.
+    """
+    if not isinstance(ft, Finetuner):
+        raise TypeError(f"apply_hft_paper needs a Finetuner, not {type(ft).__name__}; wrap the model with Finetuner(model, 'full').")
+    frozen = draw_frozen(ft, seed)
+    _apply(ft, frozen)
+    return frozen
+
+
+class HalfParameterRedraw:
+    """The paper's HFT: a fresh random half is frozen every round (an epoch, or `every` steps).
+
+    Use it as `fit(ft, ..., optimizer=redraw.build_optimizer(lr), step_hook=redraw)`, or call
+    `redraw()` yourself between epochs. Round r uses the draw of seed `seed + r`.
+
+    Args:
+        ft: the Finetuner of the model (its freeze pattern is overridden).
+        every: optimiser steps per round when used as a step hook (None: only explicit `redraw()`).
+    """
+
+    def __init__(self, ft: Finetuner, seed: int = 0, every: int | None = None):
+        if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 1):
+            raise ValueError(f"every must be a whole number of steps of at least 1 (or None), not {every!r}.")
+        self.ft, self.seed, self.every = ft, seed, every
+        self.round = 0
+        self.frozen = apply_hft_paper(ft, seed)
+        self.rounds: list[list[str]] = [self.frozen]
+
+    def redraw(self) -> list[str]:
+        """Start the next round: freeze a new random half; returns the names now frozen."""
+        self.round += 1
+        self.frozen = apply_hft_paper(self.ft, self.seed + self.round)
+        self.rounds.append(self.frozen)
+        return self.frozen
+
+    def __call__(self, step: int, model: torch.nn.Module | None = None) -> None:
+        """Step hook for `fit`: redraw after every `every` optimiser steps."""
+        if self.every and (step + 1) % self.every == 0:
+            self.redraw()
+
+    def build_optimizer(self, lr: float, weight_decay: float = 0.01, decay: float | None = None) -> torch.optim.AdamW:
+        """AdamW over every parameter any round can train (frozen-now ones are skipped: their grad is None)."""
+        _apply(self.ft, [])
+        try:
+            return build_optimizer(self.ft, lr, weight_decay, decay)
+        finally:
+            _apply(self.ft, self.frozen)
+
+
+def mask_table(ft: Finetuner) -> pd.DataFrame:
+    """Per layer: how many attention, feed-forward and norm units are frozen now, e.g. "2/4"."""
+    rows = []
+    for index, by_cat in enumerate(layer_units(ft)):
+        row = {"layer": index}
+        for cat in CATEGORIES:
+            units = by_cat[cat]
+            frozen = sum(not ft._params[unit[0]].requires_grad for unit in units)
+            row[cat] = f"{frozen}/{len(units)}"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("layer")
+
+
+def frozen_unit_names(ft: Finetuner) -> dict[int, list[str]]:
+    """Per layer: the short names of the frozen units (e.g. 'self_attn.q_proj'), for display."""
+    out = {}
+    for index, (prefix, by_cat) in enumerate(zip(ft.parts.layer_names, layer_units(ft))):
+        names = [unit[0].rsplit(".", 1)[0].removeprefix(prefix + ".") for cat in CATEGORIES for unit in by_cat[cat]
+                 if not ft._params[unit[0]].requires_grad]
+        out[index] = names
+    return out

@@ -1,0 +1,250 @@
+"""Plots the notebooks draw: per-layer probes, per-layer change, strategy comparisons, train-size sweeps.
+
+Every function takes plain pandas objects (what `ProbeSuite`, `similarity` and `run_classification`
+return), draws one message per figure with labelled axes, and returns the `Figure`. The default
+title states what the numbers show (computed from them); pass `title=` to write your own.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+LAYER_LABEL = "hidden state (0 = embeddings output, k = output of layer k-1)"
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _layer_ticks(ax, index) -> None:
+    ax.set_xticks(list(index))
+    ax.grid(alpha=0.3)
+
+
+def _strategy_colors(names) -> dict[str, str]:
+    return {name: COLORS[i % len(COLORS)] for i, name in enumerate(dict.fromkeys(names))}
+
+
+def plot_layer_probes(before: pd.DataFrame, after: pd.DataFrame | None = None, chance: dict[str, float] | None = None,
+                      title: str | None = None) -> Figure:
+    """Linear-probe accuracy per layer and task (`ProbeSuite.score_layers` frames: rows = layer, columns = task).
+
+    Args:
+        before: scores of the pretrained model (solid lines).
+        after: optional scores of the fine-tuned model (dashed lines, same colours).
+        chance: optional majority-class accuracy per task (dotted horizontal lines).
+    """
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, task in enumerate(before.columns):
+        color = COLORS[i % len(COLORS)]
+        ax.plot(before.index, before[task], "o-", color=color, label=f"{task} (pretrained)")
+        if after is not None and task in after:
+            ax.plot(after.index, after[task], "s--", color=color, label=f"{task} (fine-tuned)")
+        if chance and task in chance:
+            ax.axhline(chance[task], color=color, ls=":", lw=1)
+    _layer_ticks(ax, before.index)
+    ax.set_xlabel(LAYER_LABEL)
+    ax.set_ylabel("linear-probe test accuracy (fraction)")
+    if title is None:
+        best = ", ".join(f"{task} at hidden state {before[task].idxmax()}" for task in before.columns)
+        title = f"Pretrained features are most linearly decodable: {best}"
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, ncol=2 if after is not None else 1, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_layer_change(cka: pd.DataFrame | pd.Series, weight_change: pd.Series, title: str | None = None) -> Figure:
+    """How much each layer moved in fine-tuning: linear CKA (pretrained vs fine-tuned) and relative weight change.
+
+    Args:
+        cka: per hidden state (index 0 = embeddings output), one column per input set; 1 = representation unchanged.
+        weight_change: `similarity.relative_weight_change` (embeddings, layer 0, layer 1, ...).
+    """
+    cka = cka.to_frame("CKA") if isinstance(cka, pd.Series) else cka
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, column in enumerate(cka.columns):
+        left.plot(cka.index, cka[column], "o-", color=COLORS[i % len(COLORS)], label=str(column))
+    _layer_ticks(left, cka.index)
+    left.set_xlabel(LAYER_LABEL)
+    left.set_ylabel("linear CKA, pretrained vs fine-tuned (1 = unchanged)")
+    left.set_ylim(min(0.0, float(np.nanmin(cka.values)) - 0.05), 1.02)
+    left.legend(fontsize=8, title="inputs", title_fontsize=8)
+    right.bar(range(len(weight_change)), 100 * weight_change.values, color=COLORS[3])
+    right.set_xticks(range(len(weight_change)), [str(p).replace("layer ", "L") for p in weight_change.index])
+    right.set_xlabel("part of the model (L = transformer layer)")
+    right.set_ylabel("relative weight change (%)")
+    right.grid(axis="y", alpha=0.3)
+    if title is None:
+        first, last = cka.iloc[0].mean(), cka.iloc[-1].mean()
+        moved = weight_change.idxmax()
+        trend = "more" if last < first else "less"
+        title = (f"Fine-tuning changes representations {trend} with depth (CKA {first:.2f} at the embeddings, "
+                 f"{last:.2f} at the top); weights moved most in {moved}")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_strategy_comparison(results: pd.DataFrame, title: str | None = None) -> Figure:
+    """Bars per strategy: test accuracy (with the majority baseline), retention and seconds per epoch.
+
+    `results` has one row per strategy with `strategy`, `test_accuracy`, `epoch_time_s` and optionally
+    `majority_baseline` and `retention_pct` (the columns `run_classification` returns).
+    """
+    panels = [("test_accuracy", "test accuracy (fraction)"), ("retention_pct", "retention (% of probe accuracy kept)"),
+              ("epoch_time_s", "time per epoch (s, this machine)")]
+    panels = [p for p in panels if p[0] in results]
+    colors = _strategy_colors(results["strategy"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4))
+    axes = np.atleast_1d(axes)
+    x = np.arange(len(results))
+    for ax, (column, label) in zip(axes, panels):
+        values = results[column].to_numpy(float)
+        ax.bar(x, values, color=[colors[s] for s in results["strategy"]])
+        for xi, v in zip(x, values):
+            ax.annotate(f"{v:.3g}", (xi, v), ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(x, results["strategy"], rotation=20)
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+        if column == "test_accuracy":
+            ax.set_ylim(0, 1.05)
+            if "majority_baseline" in results:
+                ax.axhline(results["majority_baseline"].iloc[0], color="grey", ls="--", label="majority class")
+                ax.legend(fontsize=8, loc="lower right")
+        if column == "retention_pct":
+            ax.set_ylim(min(80.0, float(values.min()) - 5), max(105.0, float(values.max()) + 3))
+            ax.axhline(100, color="grey", ls=":", lw=1)
+    if title is None:
+        best = results.loc[results["test_accuracy"].idxmax(), "strategy"]
+        fastest = results.loc[results["epoch_time_s"].idxmin(), "strategy"]
+        title = f"Most accurate: {best}; fastest per epoch: {fastest}"
+        if "retention_pct" in results:
+            title += f"; keeps most of what it knew: {results.loc[results['retention_pct'].idxmax(), 'strategy']}"
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_tradeoff(results: pd.DataFrame, x: str = "retention_pct", y: str = "test_accuracy", size: str = "epoch_time_s",
+                  title: str | None = None) -> Figure:
+    """One point per strategy: accuracy against retention, marker area proportional to time per epoch."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    colors = _strategy_colors(results["strategy"])
+    scale = 400 / max(float(results[size].max()), 1e-9)
+    for _, row in results.iterrows():
+        ax.scatter(row[x], row[y], s=40 + scale * row[size], color=colors[row["strategy"]], alpha=0.7, edgecolor="k")
+        ax.annotate(f"{row['strategy']}\n{row[size]:.1f} s/epoch", (row[x], row[y]), textcoords="offset points",
+                    xytext=(8, 6), fontsize=8)
+    labels = {"retention_pct": "retention (% of probe accuracy kept)", "test_accuracy": "test accuracy (fraction)"}
+    ax.set_xlabel(labels.get(x, x))
+    ax.set_ylabel(labels.get(y, y))
+    ax.margins(0.25)
+    ax.grid(alpha=0.3)
+    if title is None:
+        best = results.loc[results[y].idxmax(), "strategy"]
+        keeps = results.loc[results[x].idxmax(), "strategy"]
+        title = (f"{best} is most accurate and {keeps} keeps most" if best != keeps
+                 else f"{best} is both the most accurate and keeps most") + " (marker area = time per epoch)"
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_train_size_sweep(results: pd.DataFrame, x: str = "train_examples", y: str = "test_accuracy",
+                          baseline: float | None = None, title: str | None = None) -> Figure:
+    """Accuracy against training-set size, one line per strategy (mean over seeds, min-max band if several).
+
+    `results` has one row per run with `strategy`, `x` and `y` columns (and optionally `seed`).
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = _strategy_colors(results["strategy"])
+    stats = results.groupby(["strategy", x], sort=False)[y].agg(["mean", "min", "max", "count"]).reset_index()
+    for strategy, group in stats.groupby("strategy", sort=False):
+        group = group.sort_values(x)
+        ax.plot(group[x], group["mean"], "o-", color=colors[strategy], label=strategy)
+        if (group["count"] > 1).any():
+            ax.fill_between(group[x], group["min"], group["max"], color=colors[strategy], alpha=0.15)
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", ls="--", label="majority class")
+    sizes = sorted(results[x].unique())
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [f"{int(s):,}" for s in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("training examples (log scale)")
+    ax.set_ylabel("test accuracy (fraction)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title is None:
+        smallest = stats[stats[x] == sizes[0]].set_index("strategy")["mean"]
+        largest = stats[stats[x] == sizes[-1]].set_index("strategy")["mean"]
+        title = (f"Best with {int(sizes[0]):,} examples: {smallest.idxmax()} ({smallest.max():.2f}); "
+                 f"with {int(sizes[-1]):,}: {largest.idxmax()} ({largest.max():.2f})")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# -- gradual unfreezing (notebook 4): `History` objects from `fit` / run_classification(keep_model=True) --
+def stage_boundaries(history) -> list[int]:
+    """Steps at which the set of trainable layers changed, i.e. where a new unfreezing stage began."""
+    steps = history.steps
+    return [steps[i]["step"] for i in range(1, len(steps)) if steps[i]["trainable_layers"] != steps[i - 1]["trainable_layers"]]
+
+
+def plot_training_curves(histories: dict, smooth: int = 8, linestyles: dict[str, str] | None = None,
+                         title: str | None = None) -> Figure:
+    """Training loss per step, one line per run (faint: raw; bold: rolling mean), stage boundaries dotted.
+
+    The boundaries drawn are those of the first run that has any (pass runs with the same stage length).
+    """
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
+    colors = _strategy_colors(histories)
+    final = {}
+    for name, history in histories.items():
+        frame = history.step_frame
+        mean = frame["loss"].rolling(smooth, min_periods=1).mean()
+        final[name] = float(mean.iloc[-1])
+        ax.plot(frame["step"], frame["loss"], color=colors[name], alpha=0.15, lw=0.8)
+        ax.plot(frame["step"], mean, color=colors[name], ls=(linestyles or {}).get(name, "-"), lw=1.8, label=name)
+    bounds = next((b for b in map(stage_boundaries, histories.values()) if b), [])
+    for i, step in enumerate(bounds, start=1):
+        ax.axvline(step - 0.5, color="grey", ls=":", lw=1)
+        ax.annotate(f"stage {i}", (step, 1), xycoords=("data", "axes fraction"), xytext=(2, -2), textcoords="offset points",
+                    fontsize=7, color="grey", va="top", rotation=90)
+    ax.set_xlabel("optimiser step (dotted: a gradual run unfreezes its next layer)")
+    ax.set_ylabel(f"training loss (cross-entropy; bold = mean of last {smooth} steps)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    if title is None:
+        best = min(final, key=final.get)
+        title = f"Lowest final training loss: {best} ({final[best]:.2f}, mean of the last {smooth} steps)"
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_trainable_layers(histories: dict, n_layers: int, title: str | None = None) -> Figure:
+    """Which transformer layers were trainable at each step, one strip per run (History.steps' `trainable_layers`)."""
+    from matplotlib.colors import ListedColormap
+
+    fig, axes = plt.subplots(len(histories), 1, figsize=(8.5, 0.6 + 1.1 * len(histories)), sharex=True, squeeze=False)
+    first = {}
+    for ax, (name, history) in zip(axes[:, 0], histories.items()):
+        grid = np.zeros((n_layers, len(history.steps)))
+        for j, step in enumerate(history.steps):
+            grid[list(step["trainable_layers"]), j] = 1
+        ax.imshow(grid, aspect="auto", origin="lower", interpolation="nearest", vmin=0, vmax=1,
+                  cmap=ListedColormap(["#d9d9d9", "#2a9d8f"]), extent=(-0.5, grid.shape[1] - 0.5, -0.5, n_layers - 0.5))
+        ax.set_yticks(range(n_layers))
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
+        unfrozen = [next(iter(s["trainable_layers"])) for s in history.steps if s["trainable_layers"]]
+        first[name] = unfrozen[0] if unfrozen else None
+    axes[-1, 0].set_xlabel("optimiser step (green: layer trainable; rows: layer 0 = input side, bottom)")
+    if title is None:
+        title = "First layer unfrozen: " + "; ".join(f"{n}: layer {f}" if f is not None else f"{n}: none"
+                                                     for n, f in first.items())
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,75 @@
+"""Two processes (gloo, CPU) under `accelerate launch` end where one process with the same global batch ends.
+
+The run unfreezes a layer every 2 steps, so it also shows that layers unfrozen after DDP wrapped the
+model are kept in sync (DDP alone would leave their gradients per-process: see distributed.py), for
+`fit` and for the HF Trainer with `FreezingCallback`.
+"""
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from hft_lib.distributed import DistributedContext, check_backend, check_loader
+
+from . import ddp_worker
+
+ACCELERATE = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(ACCELERATE is None, reason="accelerate's launcher is not installed")
+def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
+    single, multi = tmp_path / "single", tmp_path / "multi"
+    single.mkdir()
+    multi.mkdir()
+    threads = torch.get_num_threads()
+    try:
+        ddp_worker.main(str(single))
+    finally:
+        torch.set_num_threads(threads)
+    # --multi_gpu is accelerate's "launch N processes with torchrun" switch; without CUDA hft uses gloo on CPU.
+    cmd = [ACCELERATE, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "--main_process_port", str(free_port()), str(Path(ddp_worker.__file__)), str(multi), "trainer"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = [json.loads((multi / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert info[0]["world"] == 2, "accelerate launch did not start a 2-process group"
+    assert info[0]["wraps"] == 5  # one wrap, then one re-wrap per unfreezing stage (4 layers)
+    reference = load_file(single / "rank0.safetensors")
+    ranks = [load_file(multi / f"rank{r}.safetensors") for r in (0, 1)]
+    for name, expected in reference.items():
+        assert torch.equal(ranks[0][name], ranks[1][name]), f"replicas drifted apart in {name}"
+        assert torch.allclose(ranks[0][name], expected, atol=1e-4), f"{name} differs from the single-process run"
+    single_info = json.loads((single / "rank0.json").read_text())
+    assert info[0]["losses"] == pytest.approx(single_info["losses"], abs=1e-5)
+    assert info[0]["trainable"] == single_info["trainable"] == [0, 1, 2, 3]
+    # the HF Trainer + FreezingCallback on 2 processes: layers unfrozen after DDP wrapped the model stay in sync
+    trainer = [load_file(multi / f"trainer-rank{r}.safetensors") for r in (0, 1)]
+    assert all(torch.equal(trainer[0][k], trainer[1][k]) for k in trainer[0]), "Trainer replicas drifted apart"
+
+
+@pytest.mark.parametrize("var,engine", [("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")])
+def test_sharded_engines_are_refused_with_a_clear_message(monkeypatch, var, engine):
+    monkeypatch.setenv(var, "true")
+    with pytest.raises(ValueError, match=f"{engine} is not supported .* launch with plain DDP"):
+        check_backend()
+    with pytest.raises(ValueError, match=engine):
+        DistributedContext()
+
+
+def test_shuffled_loader_without_generator_is_refused():
+    loader = torch.utils.data.DataLoader(list(range(8)), batch_size=2, shuffle=True)
+    with pytest.raises(ValueError, match="needs generator="):
+        check_loader(loader)

@@ -1,0 +1,84 @@
+"""Decoder experiments on a tiny random LLaMA (real SmolLM2 tokenizer, hand-made data): fast, no pretrained weights."""
+
+import math
+
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from hft_lib import get_profile
+from hft_lib.lm import LM_STRATEGIES, label_token_ids, make_prompt_loader, prepare_lm, run_lm, task_metrics
+from hft_lib.models import model_path
+
+NAMES = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+QUESTIONS = ["What does NASA stand for ?", "Why is the sky blue ?", "What animal barks ?", "Who wrote Hamlet ?",
+             "Where is Paris ?", "How many legs does a spider have ?", "What is the abbreviation for kilogram ?",
+             "How do magnets work ?"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    tok = AutoTokenizer.from_pretrained(model_path("smollm2-135m"))
+    tok.pad_token = tok.pad_token or tok.eos_token
+    return tok
+
+
+def tiny_decoder(vocab_size: int) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=4,
+                                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128))
+
+
+def tiny_task() -> DatasetDict:
+    features = Features({"text": Value("string"), "label": ClassLabel(names=NAMES)})
+    labels = [0, 1, 2, 3, 4, 5, 0, 1]
+    split = Dataset.from_dict({"text": QUESTIONS, "label": labels}, features=features)
+    return DatasetDict(train=split, test=split)  # same examples: training must lower their loss
+
+
+def tiny_setup(tokenizer, steps: int = 6):
+    news = Dataset.from_dict({"text": ["The council approved the new budget on Tuesday after a long debate."] * 4})
+    return prepare_lm(model=tiny_decoder(len(tokenizer)), tokenizer=tokenizer, task=tiny_task(), news=news,
+                      profile=get_profile("quick"), steps=steps, batch_size=4)
+
+
+def test_prompt_loader_supervises_only_the_answer_token(tokenizer):
+    loader = make_prompt_loader(tiny_task()["train"], tokenizer, "trec6", batch_size=4, max_length=12)
+    batch = next(iter(loader))
+    answers = label_token_ids(tokenizer, ["abbreviation", "description", "entity", "person"])
+    assert batch["input_ids"].shape[1] <= 12
+    assert ((batch["labels"] != -100).sum(1) == 1).all()
+    where = (batch["labels"] != -100).int().argmax(1)
+    assert batch["labels"][torch.arange(4), where].tolist() == answers
+    assert (where == batch["attention_mask"].sum(1) - 1).all()  # the answer is the last real token
+
+
+def test_multi_token_label_words_are_refused(tokenizer):
+    with pytest.raises(ValueError, match="one token each"):
+        label_token_ids(tokenizer, ["supercalifragilistic"])
+
+
+def test_training_lowers_the_task_loss_and_reports_every_measure(tokenizer):
+    setup = tiny_setup(tokenizer)
+    result = run_lm("full", setup=setup, steps=6, lr=1e-2, budgets=[3, 6], progress=False)
+    assert result["task_loss"] < result["task_loss_before"] - 0.5
+    assert 0 <= result["task_accuracy"] <= 1 and result["steps"] == 6
+    assert math.isfinite(result["forgetting_pct"]) and result["news_ppl_before"] > 1
+    assert [row["steps"] for row in result["budgets"]] == [3, 6]
+    assert result["state_mb"] > 0 and result["trainable_pct"] == 100
+    # the pristine model is untouched: runs train a copy
+    assert task_metrics(setup.model, setup.test, setup.label_ids)["loss"] == pytest.approx(setup.before["task_loss"])
+
+
+def test_every_decoder_strategy_runs_and_trains_the_expected_share(tokenizer):
+    setup = tiny_setup(tokenizer, steps=2)
+    shares = {s: run_lm(s, setup=setup, steps=2, progress=False)["trainable_pct"] for s in LM_STRATEGIES}
+    assert shares["full"] == 100
+    assert shares["lora"] < shares["lower_half"] < shares["hft_paper"] < shares["full"]
+    assert shares["hft_paper"] == pytest.approx(shares["hft_paper_static"], abs=5)
+
+
+def test_unknown_strategy_is_a_clear_error():
+    with pytest.raises(ValueError, match="Unknown decoder strategy"):
+        run_lm("gradual_top_down")

@@ -1,0 +1,110 @@
+"""Checkpoint and resume mid gradual-unfreezing: a resumed run ends bit-identical to an uninterrupted one."""
+
+import json
+import math
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from hft_lib import Finetuner, TrainingDiverged, UnfreezeSchedule, fit
+from hft_lib.checkpoint import CheckpointError, latest_checkpoint
+
+from .conftest import tiny_bert
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core machine spinning threads cost 20x."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+class Crash(Exception):
+    """Stands for a killed process."""
+
+
+def shuffled_loader(seed: int = 0) -> DataLoader:
+    """24 examples, batch 4, shuffled by its own generator (data order is part of what resume restores)."""
+    g = torch.Generator().manual_seed(123)
+    rows = [{"input_ids": torch.randint(1, 100, (10,), generator=g), "attention_mask": torch.ones(10, dtype=torch.long),
+             "labels": torch.randint(0, 3, (), generator=g)} for _ in range(24)]
+    return DataLoader(rows, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(seed))
+
+
+SCHEDULE = UnfreezeSchedule("top_down", stage_length=4, unit="step")
+SETTINGS = {"epochs": 3, "lr": 1e-2, "unfreeze": SCHEDULE, "progress": False, "device": "cpu", "seed": 0}
+
+
+def run(**kwargs) -> tuple[Finetuner, object]:
+    ft = Finetuner(tiny_bert(), "full", verbose=False)  # dropout stays on: its randomness must be restored too
+    return ft, fit(ft, shuffled_loader(), **{**SETTINGS, **kwargs})
+
+
+def weights(ft: Finetuner) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in ft.model.state_dict().items()}
+
+
+def crash_at(step_to_crash: int):
+    def hook(step, model):
+        if step == step_to_crash:
+            raise Crash
+
+    return hook
+
+
+@pytest.mark.parametrize("crash_step", [5, 7, 11])  # mid-epoch, mid-stage; and on an epoch boundary (6 steps/epoch)
+def test_resumed_run_ends_with_the_same_weights(tmp_path, crash_step):
+    reference, ref_history = run()
+    with pytest.raises(Crash):
+        run(checkpoint_dir=tmp_path, checkpoint_every=3, step_hook=crash_at(crash_step))
+    saved = latest_checkpoint(tmp_path)
+    meta = json.loads((saved / "meta.json").read_text())
+    assert meta["step"] == (crash_step // 3) * 3 and meta["stage"] == (meta["step"] - 1) // 4
+    resumed, history = run(resume_from=tmp_path)
+    expected, got = weights(reference), weights(resumed)
+    assert all(torch.equal(expected[k], got[k]) for k in expected), "resumed weights differ from the uninterrupted run"
+    assert [s["loss"] for s in history.steps] == [s["loss"] for s in ref_history.steps]
+    assert [s["trainable_layers"] for s in history.steps] == [s["trainable_layers"] for s in ref_history.steps]
+    assert len(history.epochs) == 3
+
+
+def test_checkpoint_records_the_stage_and_optimizer_groups(tmp_path):
+    run(checkpoint_dir=tmp_path, checkpoint_every=6, max_steps=12)
+    meta = json.loads((tmp_path / "step-000012" / "meta.json").read_text())
+    assert meta["stage"] == 2 and meta["identity"]["architecture"] == "BertForSequenceClassification"
+    state = torch.load(tmp_path / "step-000012" / "state.pt", weights_only=True)
+    # stage 2 (the last step done, index 11, ran in stage 11 // 4): head and two layers, each 2 groups (decay or not)
+    assert len(state["optimizer"]["param_groups"]) == 2 + 2 * 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-000006", "step-000012"]
+
+
+def test_resume_from_another_models_checkpoint_is_a_clear_error(tmp_path):
+    run(checkpoint_dir=tmp_path, max_steps=6)
+    ft = Finetuner(tiny_bert(num_labels=5), "full", verbose=False)
+    with pytest.raises(CheckpointError, match="was saved from model .*resume with the model and task it was saved from"):
+        fit(ft, shuffled_loader(), **{**SETTINGS, "resume_from": tmp_path})
+
+
+def test_resume_with_other_settings_is_a_clear_error(tmp_path):
+    run(checkpoint_dir=tmp_path, max_steps=6)
+    with pytest.raises(CheckpointError, match="other settings .*epochs"):
+        run(resume_from=tmp_path, epochs=4)
+
+
+def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
+    def poison(step, model):
+        if step == 7:
+            with torch.no_grad():
+                model.classifier.weight.fill_(math.nan)
+
+    with pytest.raises(TrainingDiverged, match=r"lower the learning rate.*last good checkpoint is kept in .*step-000006"):
+        run(checkpoint_dir=tmp_path, checkpoint_every=3, step_hook=poison)
+    good = latest_checkpoint(tmp_path)
+    assert good.name == "step-000006"
+    ft = Finetuner(tiny_bert(), "full", verbose=False)
+    fit(ft, shuffled_loader(), **{**SETTINGS, "resume_from": good, "lr": 5e-3})  # resumes, with a lower rate
+    assert all(torch.isfinite(p).all() for p in ft.model.parameters())
+    assert good.exists()  # resuming never modifies the checkpoint it started from

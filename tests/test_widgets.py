@@ -1,0 +1,83 @@
+"""The freeze map says what a pattern trains and where the backward pass goes; the picker redraws it."""
+
+import builtins
+
+import pytest
+
+from hft_lib import Finetuner
+from hft_lib.widgets import draw_freeze_map, freeze_pattern_picker, freeze_plan, parse_layers, plan_counts
+
+from .conftest import tiny_bert
+
+
+def states(plan):
+    return dict(zip(plan.index, plan["state"]))
+
+
+def test_alternate_sends_gradients_through_frozen_layers_and_lower_half_does_not():
+    model = tiny_bert(layers=6)
+    alternate, lower = freeze_plan(model, "alternate"), freeze_plan(model, "lower_half")
+    assert states(alternate)["layer 0"] == states(alternate)["embeddings"] == "frozen, skipped"
+    assert [states(alternate)[f"layer {i}"] for i in (2, 4)] == ["frozen, gradient passes"] * 2
+    assert [states(alternate)[f"layer {i}"] for i in (1, 3, 5)] == ["trainable"] * 3
+    assert set(lower["state"].iloc[:4]) == {"frozen, skipped"}
+    a, b = plan_counts(alternate), plan_counts(lower)
+    assert a["trainable_params"] == b["trainable_params"]  # same number of layers trained...
+    assert (a["backward_layers"], b["backward_layers"]) == (5, 3)  # ...but a deeper backward pass
+    assert (a["pass_through_layers"], b["pass_through_layers"]) == (2, 0)
+
+
+def test_trainable_embeddings_put_every_layer_on_the_gradient_path():
+    counts = plan_counts(freeze_plan(tiny_bert(layers=6), "lower_half", embeddings="trainable"))
+    assert counts["backward_layers"] == 6 and counts["pass_through_layers"] == 3
+
+
+def test_counts_match_the_finetuner_and_the_model_is_left_untouched():
+    model = tiny_bert(layers=4)
+    Finetuner(model, "lower_half", verbose=False)
+    flags = [p.requires_grad for p in model.parameters()]
+    counts = plan_counts(freeze_plan(model, "alternate"))
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert counts["trainable_params"] == Finetuner(tiny_bert(layers=4), "alternate", verbose=False).trainable_parameter_count()
+
+
+def test_map_draws_one_column_per_pattern_and_titles_the_finding():
+    fig = draw_freeze_map(tiny_bert(layers=6), ["full", "lower_half", "alternate"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["full", "lower_half", "alternate"]
+    assert len(ax.patches) == 3 * 8  # embeddings + 6 layers + head per column
+    assert "alternate" in ax.get_title() and "2 frozen layers" in ax.get_title()
+
+
+def test_custom_layers_are_parsed_and_bad_ones_explained():
+    assert parse_layers("0, 2 4", 6) == [0, 2, 4]
+    with pytest.raises(ValueError, match="out of range"):
+        parse_layers("7", 6)
+    with pytest.raises(ValueError, match="whole numbers"):
+        parse_layers("a", 6)
+
+
+def test_picker_redraws_the_counts_when_the_pattern_changes(capsys):
+    pytest.importorskip("ipywidgets")
+    picker = freeze_pattern_picker(tiny_bert(layers=6), default="alternate")
+    assert "alternate: " in capsys.readouterr().out  # outside a kernel the Output widget passes prints through
+    choice, custom = picker.children[0].children
+    choice.value = "lower_half"
+    assert "backward pass goes through 3 of 6 layers" in capsys.readouterr().out
+    custom.value, choice.value = "1, 3", "custom"
+    assert "layers [1, 3]: " in capsys.readouterr().out
+    custom.value = "9"
+    assert "out of range" in capsys.readouterr().out
+
+
+def test_without_ipywidgets_the_picker_draws_the_default(monkeypatch, capsys):
+    real_import = builtins.__import__
+
+    def no_widgets(name, *args, **kwargs):
+        if name == "ipywidgets":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_widgets)
+    assert freeze_pattern_picker(tiny_bert(layers=6), default="lower_half") is None
+    assert "lower_half" in capsys.readouterr().out
