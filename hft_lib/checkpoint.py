@@ -112,7 +112,8 @@ class EpochBatches:
 class Checkpointer:
     """Save a checkpoint every `every` optimiser steps into `folder`, keeping the newest `keep`."""
 
-    def __init__(self, folder: str | Path, every: int, identity: dict, plan: dict, keep: int = 2):
+    def __init__(self, folder: str | Path, every: int, identity: dict, plan: dict, keep: int = 2,
+                 resumed_from: Path | None = None):
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"checkpoint_every must be a whole number of steps of at least 1, not {every!r}.")
         self.folder, self.every, self.identity, self.plan, self.keep = Path(folder), every, identity, plan, keep
@@ -124,6 +125,10 @@ class Checkpointer:
         except OSError as err:
             raise OSError(f"Cannot write checkpoints to {self.folder} ({err.strerror}); pass a writable checkpoint folder.") from None
         self.last: Path | None = latest_checkpoint(self.folder, missing_ok=True)
+        same_run = resumed_from is not None and Path(resumed_from).resolve().parent == self.folder.resolve()
+        if self.last is not None and not same_run:  # its checkpoints would be skipped or rotated away
+            raise ValueError(f"The checkpoint folder {self.folder} already holds checkpoints of another run; pass a new "
+                             f"folder, or continue that run with resume_from={str(self.folder)!r}.")
 
     def due(self, steps_done: int, total: int) -> bool:
         return steps_done % self.every == 0 or steps_done == total

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 DEFAULT_STRATEGIES = "full,lower_half,alternate"
+DECODERS = ("smollm2-135m",)  # compared as causal LMs (task as a prompt, forgetting as news perplexity)
 
 
 def new_run_dir(root: Path, name: str) -> Path:
@@ -104,7 +105,10 @@ def compare(args: argparse.Namespace) -> int:
     from .distributed import current as distributed_context
     from .experiments import check_strategies
 
-    strategies = check_strategies([s.strip() for s in args.strategies.split(",") if s.strip()])
+    names = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if args.kind == "causal_lm" or (args.kind is None and args.model in DECODERS):
+        return compare_decoder(args, names)
+    strategies = check_strategies(names)
     profile = get_profile(args.profile, **({"epochs": args.epochs} if args.epochs else {}))
     if args.device:
         get_device(args.device)  # e.g. CUDA asked on a machine without it: one sentence, before anything is written
@@ -153,6 +157,35 @@ def train_and_report(args, strategies, profile, out, dist, run_name, resume) -> 
     return 0
 
 
+def compare_decoder(args: argparse.Namespace, strategies: list[str]) -> int:
+    """`hft compare` for a decoder LLM: the task as a prompt, forgetting as news perplexity change (see hft_lib.lm)."""
+    from .config import get_device, get_profile
+    from .lm import LM_STRATEGIES, prepare_lm, run_lm, save_lm_plot
+
+    bad = [s for s in strategies if s not in LM_STRATEGIES]
+    if bad or not strategies:
+        raise ValueError(f"Unknown decoder strategy {', '.join(bad) or '(none given)'}; choose from {', '.join(LM_STRATEGIES)}.")
+    if args.checkpoint_every or args.resume:
+        raise ValueError("--checkpoint-every and --resume are for encoder runs; leave them out for a decoder.")
+    if args.device:
+        get_device(args.device)
+    check_names(args.model, args.task)
+    profile = get_profile(args.profile, **({"lm_steps": args.steps} if args.steps else {}))
+    out = new_run_dir(Path(args.out), f"{args.model}-{args.task}".replace("/", "_"))
+    print(f"profile {profile.name}: {profile.lm_steps} steps per strategy; results -> {out}")
+    setup = prepare_lm(args.model, args.task, profile, seed=args.seed)
+    rows = [run_lm(s, setup=setup, seed=args.seed) for s in strategies]
+    frame = pd.DataFrame([{k: v for k, v in r.items() if k != "budgets"} for r in rows])
+    frame.to_csv(out / "results.csv", index=False)
+    (out / "results.json").write_text(json.dumps(frame.to_dict("records"), indent=1))
+    save_lm_plot(frame, out / "comparison.png")
+    shown = frame[["strategy", "task_accuracy", "task_loss", "news_ppl", "forgetting_pct", "trainable_pct", "step_time_s"]]
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"before training: task accuracy {frame['task_accuracy_before'].iloc[0]:.3f}, news perplexity "
+          f"{frame['news_ppl_before'].iloc[0]:.2f}; saved {out}/results.csv, results.json, comparison.png")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hft", description="Selective layer freezing, measured.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -165,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     p_cmp.add_argument("--profile", default=None, help="quick or full (default: full on CUDA, else quick)")
     p_cmp.add_argument("--epochs", type=positive_int, default=None, help="override the profile's epochs")
     p_cmp.add_argument("--seed", type=int, default=0)
+    p_cmp.add_argument("--kind", choices=["classification", "causal_lm"], default=None,
+                       help=f"classification (encoder) or causal_lm (decoder); default: causal_lm for {', '.join(DECODERS)}")
+    p_cmp.add_argument("--steps", type=positive_int, default=None, help="decoder runs: override the profile's lm_steps")
     p_cmp.add_argument("--out", default="results", help="results folder; each run gets a new subfolder")
     p_cmp.add_argument("--device", choices=("cpu", "cuda", "mps"), default=None, help="default: cuda, then mps, then cpu")
     p_cmp.add_argument("--checkpoint-every", type=positive_int, default=None, metavar="STEPS",

@@ -78,6 +78,11 @@ class DistributedContext:
         self._signature, self.wraps = signature, self.wraps + 1
         return self._wrapper
 
+    def release(self) -> None:
+        """Drop the wrapper (and with it the model and the reducer's hooks), e.g. between runs."""
+        self._wrapper, self._signature = None, None
+        gc.collect()
+
     def shard(self, batch: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], float]:
         """This process's rows of a global batch, and the loss weight that makes DDP's mean the global mean."""
         size = len(next(iter(batch.values())))

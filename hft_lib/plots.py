@@ -239,12 +239,12 @@ def plot_trainable_layers(histories: dict, n_layers: int, title: str | None = No
         ax.set_yticks(range(n_layers))
         ax.tick_params(axis="y", labelsize=7)
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
-        unfrozen = [next(iter(s["trainable_layers"])) for s in history.steps if s["trainable_layers"]]
-        first[name] = unfrozen[0] if unfrozen else None
+        sets = [list(s["trainable_layers"]) for s in history.steps if s["trainable_layers"]]
+        first[name] = ("none" if not sets else "all from step 0" if len(sets[0]) == n_layers
+                       else f"layer{'s' * (len(sets[0]) > 1)} {', '.join(map(str, sets[0]))} first")
     axes[-1, 0].set_xlabel("optimiser step (green: layer trainable; rows: layer 0 = input side, bottom)")
     if title is None:
-        title = "First layer unfrozen: " + "; ".join(f"{n}: layer {f}" if f is not None else f"{n}: none"
-                                                     for n, f in first.items())
+        title = "Trainable layers per step: " + "; ".join(f"{n}: {f}" for n, f in first.items())
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

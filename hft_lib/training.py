@@ -105,12 +105,15 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
                         "build one with hft_lib.make_loader(...).")
     if checkpoint_every is not None and checkpoint_dir is None:
         raise ValueError("checkpoint_every needs checkpoint_dir (the folder to save checkpoints in).")
+    if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
+        raise ValueError(f"checkpoint_every must be a whole number of steps of at least 1, not {checkpoint_every!r}.")
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a whole number of at least 1, not {epochs!r}.")
     if not isinstance(lr, (int, float)) or lr <= 0:
         raise ValueError(f"Learning rate must be a positive number, not {lr!r}; try 5e-5.")
     if len(train_loader) == 0:
         raise ValueError("The training loader has no batches; give it at least one example.")
+    make_schedule(schedule, 1)  # an unknown schedule name fails here, before the model is touched
     if seed is not None:
         set_seed(seed)
     dist = distributed.current()
@@ -132,7 +135,8 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
         history, step = History(resume.history["steps"], resume.history["epochs"]), resume.step
     saver = None
     if checkpoint_dir is not None and (dist is None or dist.is_main):
-        saver = Checkpointer(checkpoint_dir, checkpoint_every or len(train_loader), identity, plan)
+        saver = Checkpointer(checkpoint_dir, checkpoint_every or len(train_loader), identity, plan,
+                             resumed_from=resume.path if resume else None)
     if dist:
         distributed.check_loader(train_loader)
     bar = tqdm(total=int(total), initial=step, desc=ft.pattern_name if not unfreeze else f"gradual {unfreeze.direction}",
@@ -154,10 +158,7 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
             apply_schedule(optimizer, factor(step))
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 loss = forward(**batch).loss * weight
-            if dist:
-                loss_seen = dist.global_mean(loss)
-            else:
-                loss_seen = loss
+            loss_seen = dist.global_mean(loss) if dist else loss  # the global batch's loss, on every process
             if not torch.isfinite(loss_seen):
                 bar.close()
                 kept = f"; the last good checkpoint is kept in {saver.last}" if saver and saver.last else ""
@@ -189,4 +190,6 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
         if step >= total:
             break
     bar.close()
+    if dist:
+        dist.release()  # let the caller free the model (the DDP wrapper holds it)
     return history

@@ -42,6 +42,8 @@ def freeze_plan(model: nn.Module, pattern: FreezePattern, embeddings: str = "aut
     try:
         ft = Finetuner(model, pattern, embeddings=embeddings, verbose=False)
         plan = ft.summary()
+        # counted once each (a tied LM head shares the embeddings' weight but appears in both rows)
+        plan.attrs.update(trainable_params=ft.trainable_parameter_count(), total_params=ft.total_parameter_count())
         reached = [r for r, _ in trainable_state(model, ft.parts.layer_names)]
     finally:
         for param, flag in zip(model.parameters(), flags):
@@ -58,7 +60,7 @@ def freeze_plan(model: nn.Module, pattern: FreezePattern, embeddings: str = "aut
 def plan_counts(plan: pd.DataFrame) -> dict[str, int | float]:
     """The numbers under a map: trainable parameters and share, and layers per backward-pass state."""
     layers = plan[plan.index.str.startswith("layer ")]
-    trainable, total = int(plan["trainable"].sum()), int(plan["parameters"].sum())
+    trainable, total = plan.attrs["trainable_params"], plan.attrs["total_params"]
     return {
         "trainable_params": trainable,
         "total_params": total,
@@ -98,11 +100,12 @@ def draw_freeze_map(model: nn.Module, patterns: FreezePattern | Sequence[FreezeP
                 ax.text(col + 0.5, row + 0.5, f"{_short(info['trainable'])} / {_short(info['parameters'])}",
                         ha="center", va="center", fontsize=7)
         c = plan_counts(plan)
-        ax.text(col + 0.5, -0.15, f"{c['trainable_pct']:.1f}% trainable\nbackward through {c['backward_layers']}/"
+        ax.text(col + 0.5, -0.15, f"{c['trainable_pct']:.1f}% trainable\nbackward: {c['backward_layers']}/"
                 f"{c['n_layers']} layers", ha="center", va="top", fontsize=8)
     names = list(plans[0].index)
     step = 1 if n_parts <= 16 else max(1, n_parts // 12)
-    ax.set_yticks([r + 0.5 for r in range(0, n_parts, step)], names[::step])
+    ticks = sorted({*range(0, n_parts, step), n_parts - 1})
+    ax.set_yticks([r + 0.5 for r in ticks], [names[r] for r in ticks])
     ax.set_xticks([c + 0.5 for c in range(len(plans))], [p.attrs["pattern"] for p in plans])
     ax.xaxis.tick_top()
     ax.set_xlim(0, len(plans))

@@ -60,4 +60,16 @@ def test_calibration_measures_every_block_and_leaves_the_weights_alone():
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
     assert [p.requires_grad for p in model.parameters()] == [p.requires_grad for p in Finetuner(
         tiny_bert(), "lower_half", verbose=False).model.parameters()]
+    assert len(cal.backward_full_s) == len(cal.backward_pass_s) == 6 and min(cal.backward_full_s + cal.backward_pass_s) >= 0
+    assert cal.update_per_param_s > 0
     assert 0 < predicted_ratio(model, cal) < 1
+
+
+def test_backward_calibration_works_on_a_decoder_with_a_tied_head():
+    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         num_key_value_heads=2, tie_word_embeddings=True)
+    model = LlamaForCausalLM(config)
+    ids = torch.randint(0, 64, (2, 8))
+    cal = calibrate(model, {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}, repeats=2)
+    assert len(cal.backward_pass_s) == 4 and cal.backward_pass_s[-1] > 0  # the head passes gradients down
+    assert all(p.requires_grad for p in model.parameters()) and all(p.grad is None for p in model.parameters())

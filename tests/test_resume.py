@@ -108,3 +108,10 @@ def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
     fit(ft, shuffled_loader(), **{**SETTINGS, "resume_from": good, "lr": 5e-3})  # resumes, with a lower rate
     assert all(torch.isfinite(p).all() for p in ft.model.parameters())
     assert good.exists()  # resuming never modifies the checkpoint it started from
+
+
+def test_resuming_into_the_same_folder_keeps_checkpointing(tmp_path):
+    with pytest.raises(Crash):
+        run(checkpoint_dir=tmp_path, checkpoint_every=3, step_hook=crash_at(7))
+    run(checkpoint_dir=tmp_path, checkpoint_every=3, resume_from=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-000015", "step-000018"]  # the newest two are kept

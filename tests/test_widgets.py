@@ -2,12 +2,19 @@
 
 import builtins
 
+import matplotlib.pyplot as plt
 import pytest
 
 from hft_lib import Finetuner
 from hft_lib.widgets import draw_freeze_map, freeze_pattern_picker, freeze_plan, parse_layers, plan_counts
 
-from .conftest import tiny_bert
+from .conftest import tiny_batches, tiny_bert
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
 
 
 def states(plan):
@@ -81,3 +88,18 @@ def test_without_ipywidgets_the_picker_draws_the_default(monkeypatch, capsys):
     monkeypatch.setattr(builtins, "__import__", no_widgets)
     assert freeze_pattern_picker(tiny_bert(layers=6), default="lower_half") is None
     assert "lower_half" in capsys.readouterr().out
+
+
+def test_unfreezing_maps_show_stage_boundaries_and_the_first_layer_of_each_direction():
+    from hft_lib import UnfreezeSchedule, fit, plots
+
+    histories = {}
+    for direction in ("bottom_up", "top_down"):
+        ft = Finetuner(tiny_bert(layers=4), "head_only", verbose=False)
+        histories[direction] = fit(ft, tiny_batches(n=5), epochs=2, lr=1e-3, progress=False, device="cpu",
+                                   unfreeze=UnfreezeSchedule(direction, stage_length=2, unit="step"))
+    assert plots.stage_boundaries(histories["bottom_up"]) == [2, 4, 6, 8]
+    fig = plots.plot_trainable_layers(histories, n_layers=4)
+    assert "bottom_up: layer 0 first" in fig._suptitle.get_text() and "top_down: layer 3 first" in fig._suptitle.get_text()
+    fig = plots.plot_training_curves(histories)
+    assert len([line for line in fig.axes[0].lines if line.get_linestyle() == ":"]) == 4  # one per stage boundary
