@@ -117,6 +117,7 @@ def check_loader(loader) -> None:
 def current() -> DistributedContext | None:
     """The multi-process context when launched with N > 1 processes, else None (plain single-process code path)."""
     global _CONTEXT
+    check_backend()  # FSDP/DeepSpeed asked for, even on one process: say so rather than quietly run without it
     if world_size() <= 1:
         return None
     if _CONTEXT is None:

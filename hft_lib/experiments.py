@@ -55,6 +55,14 @@ def prepare_strategy(model, strategy: str, lr: float, seed: int = 0, steps_per_r
     return ft, build_optimizer(ft, lr, weight_decay, decay), hook, lr
 
 
+def chain_hooks(*hooks):
+    """One step hook that calls the given ones (None entries skipped) in order; None if there are none."""
+    hooks = [h for h in hooks if h]
+    if len(hooks) <= 1:
+        return hooks[0] if hooks else None
+    return lambda step, model: [h(step, model) for h in hooks] and None
+
+
 def loaders(task, tokenizer, profile: Profile, seed: int = 0) -> dict:
     """Train (shuffled), validation and test loaders for a classification task."""
     n = len(label_names(task))
@@ -65,14 +73,16 @@ def loaders(task, tokenizer, profile: Profile, seed: int = 0) -> dict:
 def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: str = "trec6",
                        profile: Profile | None = None, seed: int = 0, task=None, lr_decay: float | None = None,
                        stage_length: int | None = None, progress: bool = True, keep_model: bool = False,
-                       probes=None, probes_before: dict[str, float] | None = None, fit_options: dict | None = None) -> dict:
+                       probes=None, probes_before: dict[str, float] | None = None, fit_options: dict | None = None,
+                       step_hook=None) -> dict:
     """Fine-tune `model_name` on `task_name` with one strategy; returns a flat dict of results.
 
     Gradual strategies unfreeze one layer per stage, with stages spread evenly over the run
     (or `stage_length` steps each). With `probes` (a `retention.ProbeSuite`), retention is measured
     too: probe accuracy after fine-tuning against `probes_before` (scored on the pretrained model
     if not given), reported as `retention_pct` and `probe_<task>` columns. `fit_options` go to `fit`
-    (device, checkpoint_dir, checkpoint_every, resume_from, model_name).
+    (device, checkpoint_dir, checkpoint_every, resume_from, model_name). `step_hook(step, model)` runs
+    after every optimiser step (after the strategy's own hook, e.g. hft_paper's redraw).
     """
     check_strategies([strategy])
     profile = profile or get_profile()
@@ -93,7 +103,7 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
     start = time.perf_counter()
     history: History = fit(ft, split["train"], split["validation"], epochs=profile.epochs, lr=lr,
                            lr_decay=lr_decay, unfreeze=unfreeze, seed=seed, progress=progress, optimizer=optimizer,
-                           step_hook=hook, **(fit_options or {}))
+                           step_hook=chain_hooks(hook, step_hook), **(fit_options or {}))
     train_time = time.perf_counter() - start
     test = evaluate(ft.model, split["test"])  # on the model's device (per-process GPU under accelerate launch)
     result = {

@@ -229,7 +229,7 @@ def run_lm(strategy: str, profile: Profile | None = None, seed: int = 0, setup: 
     result["budgets"] = [{**row, "forgetting_pct": 100 * (row["news_perplexity"] / before["news_perplexity"] - 1)}
                          for row in recorder.rows]
     if keep_model:
-        result.update(finetuner=ft, history=history)
+        result.update(finetuner=ft, history=history, step_hook=redraw)
     return result
 
 

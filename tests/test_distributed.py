@@ -16,9 +16,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from hft_lib import Finetuner, fit
 from hft_lib.distributed import DistributedContext, check_backend, check_loader
 
 from . import ddp_worker
+from .conftest import tiny_batches, tiny_bert
 
 ACCELERATE = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
 
@@ -67,6 +69,8 @@ def test_sharded_engines_are_refused_with_a_clear_message(monkeypatch, var, engi
         check_backend()
     with pytest.raises(ValueError, match=engine):
         DistributedContext()
+    with pytest.raises(ValueError, match=engine):  # fit refuses too, before training, even on one process
+        fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2), progress=False, device="cpu")
 
 
 def test_shuffled_loader_without_generator_is_refused():

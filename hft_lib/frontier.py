@@ -1,0 +1,159 @@
+"""Choosing a strategy: every strategy on the encoder and the decoder, at several training budgets.
+
+One row per (model, strategy, budget) with the same three kinds of measure on both models:
+- quality: held-out task accuracy (encoder: TREC-6 classifier; decoder: label-word choice on TREC-6 prompts);
+- retention, higher is better and 100 means nothing lost: encoder: linear-probe accuracy on held-out
+  tasks kept (`retention.mean_retention`); decoder: 100 x news perplexity before / after;
+- cost: time per optimiser step (also relative to full fine-tuning of the same model) and trainable share.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pandas as pd
+
+from .config import Profile
+from .data import label_names, load_task, make_loader
+from .experiments import run_classification
+from .lm import BudgetRecorder, prepare_lm, run_lm
+from .models import load_model
+from .retention import ProbeSuite, mean_retention
+from .training import evaluate
+
+ENCODER = "minilm-l6"
+DECODER = "smollm2-135m"
+ENCODER_STRATEGIES = ("full", "lower_half", "alternate", "gradual_top_down", "hft_paper", "lora")
+DECODER_STRATEGIES = ("full", "lower_half", "alternate", "hft_paper", "lora")
+RETENTION_LABEL = {ENCODER: "retention: probe accuracy kept on held-out tasks (%)",
+                   DECODER: "retention: 100 x news perplexity before / after (%)"}
+
+
+def encoder_runs(profile: Profile, epoch_budgets: list[int], strategies=ENCODER_STRATEGIES, probe_size: int = 150,
+                 seed: int = 0, progress: bool = False) -> pd.DataFrame:
+    """Fine-tune MiniLM on TREC-6 with each strategy; measure quality and retention after each budget (in epochs)."""
+    task = load_task("trec6", profile.train_size, profile.eval_size, profile.eval_size, seed=seed)
+    model, tokenizer = load_model(ENCODER, num_labels=len(label_names(task)))
+    probes = ProbeSuite(tokenizer, size=probe_size, test_size=probe_size, seed=seed)
+    before = probes.score(model)
+    del model
+    test = make_loader(task["test"], tokenizer, profile.batch_size, profile.max_length, num_labels=len(label_names(task)))
+    steps_per_epoch = math.ceil(len(task["train"]) / profile.batch_size)
+    run_profile = replace(profile, epochs=max(epoch_budgets))
+
+    def measure(m) -> dict:
+        return {"quality": evaluate(m, test)["accuracy"], "retention": mean_retention(before, probes.score(m))}
+
+    rows = []
+    for strategy in strategies:
+        recorder = BudgetRecorder([e * steps_per_epoch for e in epoch_budgets], measure)
+        result = run_classification(strategy, ENCODER, "trec6", run_profile, seed=seed, task=task, progress=progress,
+                                    step_hook=recorder)
+        for row in recorder.rows:
+            rows.append({"model": ENCODER, "strategy": strategy, "budget": f"{row['steps'] // steps_per_epoch} epochs",
+                         "steps": row["steps"], "quality": row["quality"], "retention": row["retention"],
+                         "step_time_s": result["step_time_s"], "trainable_pct": result["trainable_pct"]})
+    return _relative_cost(pd.DataFrame(rows))
+
+
+def decoder_runs(profile: Profile, step_budgets: list[int], strategies=DECODER_STRATEGIES, test_size: int = 48,
+                 news_size: int = 8, seed: int = 0, progress: bool = False) -> pd.DataFrame:
+    """Fine-tune SmolLM2 on TREC-6 prompts with each strategy; measure quality and retention after each budget (in steps)."""
+    setup = prepare_lm(DECODER, "trec6", profile, seed=seed, steps=max(step_budgets), test_size=test_size, news_size=news_size)
+    rows = []
+    for strategy in strategies:
+        result = run_lm(strategy, setup=setup, seed=seed, steps=max(step_budgets), budgets=step_budgets, progress=progress)
+        for row in result["budgets"]:
+            rows.append({"model": DECODER, "strategy": strategy, "budget": f"{row['steps']} steps", "steps": row["steps"],
+                         "quality": row["task_accuracy"],
+                         "retention": 100 * setup.before["news_perplexity"] / row["news_perplexity"],
+                         "step_time_s": result["step_time_s"], "trainable_pct": result["trainable_pct"]})
+    return _relative_cost(pd.DataFrame(rows))
+
+
+def _relative_cost(frame: pd.DataFrame) -> pd.DataFrame:
+    full = frame.loc[frame["strategy"] == "full", "step_time_s"]
+    frame["step_time_vs_full"] = frame["step_time_s"] / full.iloc[0] if len(full) else float("nan")
+    return frame
+
+
+def choose_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Which strategy to choose when, per model, picked from the measured rows (largest budget unless stated)."""
+    rows = []
+    for model, runs in frame.groupby("model", sort=False):
+        last = runs[runs["steps"] == runs["steps"].max()].set_index("strategy")
+        first = runs[runs["steps"] == runs["steps"].min()].set_index("strategy")
+        good = last[last["quality"] >= last["quality"].max() - 0.02]
+        picks = {
+            "best task quality, cost no object": (last["quality"].idxmax(), f"accuracy {last['quality'].max():.2f}"),
+            "keep what the model knew": (last["retention"].idxmax(), f"retention {last['retention'].max():.1f}%"),
+            "balance: within 2 points of the best accuracy, most retention":
+                (good["retention"].idxmax(), (f"accuracy {good.loc[good['retention'].idxmax(), 'quality']:.2f}, "
+                                             f"retention {good['retention'].max():.1f}%")),
+            "smallest training budget": (first["quality"].idxmax(), f"accuracy {first['quality'].max():.2f} after {first['budget'].iloc[0]}"),
+            "cheapest step": (last["step_time_vs_full"].idxmin(), f"{last['step_time_vs_full'].min():.2f}x the time of full"),
+            "fewest trainable parameters (small per-task files)":
+                (last["trainable_pct"].idxmin(), f"{last['trainable_pct'].min():.2f}% trainable"),
+        }
+        for situation, (strategy, why) in picks.items():
+            rows.append({"situation": situation, "model": model, "choose": strategy, "measured": why})
+    table = pd.DataFrame(rows)
+    return table.pivot(index="situation", columns="model", values=["choose", "measured"]).reindex(list(picks))
+
+
+def plot_model(frame: pd.DataFrame, model: str, budget: str | None = None, highlight: str | None = None, ax=None):
+    """Quality vs retention for one model at one budget (default: the largest); size and colour = step time vs full."""
+    import matplotlib.pyplot as plt
+
+    from .lm import plot_tradeoff
+
+    runs = frame[frame["model"] == model]
+    budget = budget or runs.loc[runs["steps"].idxmax(), "budget"]
+    runs = runs[runs["budget"] == budget]
+    ax = ax or plt.subplots(figsize=(6.5, 4.5))[1]
+    plot_tradeoff(runs, "quality", "retention", "step_time_vs_full", ax=ax, quality_label="held-out task accuracy",
+                  retention_label=RETENTION_LABEL.get(model, "retention (%)"), cost_label="time per step / full fine-tuning")
+    if highlight is not None:
+        row = runs[runs["strategy"] == highlight].iloc[0]
+        ax.scatter([row["quality"]], [row["retention"]], s=700, facecolors="none", edgecolors="red", linewidths=2)
+    best = runs.loc[runs["quality"].idxmax(), "strategy"]
+    keeps = runs.loc[runs["retention"].idxmax(), "strategy"]
+    ax.set_title(f"{model}, {budget}: most accurate {best}, keeps most {keeps}")
+    return ax
+
+
+def explorer(frame: pd.DataFrame):
+    """An ipywidgets explorer: pick model, strategy and budget among the computed runs; shows the chart and the numbers."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import clear_output, display
+
+    models = list(dict.fromkeys(frame["model"]))
+    model = widgets.Dropdown(options=models, description="model")
+    strategy = widgets.Dropdown(description="strategy")
+    budget = widgets.Dropdown(description="budget")
+    out = widgets.Output()
+
+    def options(*_):
+        runs = frame[frame["model"] == model.value]
+        strategy.options = list(dict.fromkeys(runs["strategy"]))
+        budget.options = list(dict.fromkeys(runs.sort_values("steps")["budget"]))
+        budget.value = budget.options[-1]
+
+    def render(*_):
+        if strategy.value is None or budget.value is None:
+            return
+        with out:
+            clear_output(wait=True)
+            plot_model(frame, model.value, budget.value, highlight=strategy.value)
+            plt.show()
+            row = frame[(frame["model"] == model.value) & (frame["strategy"] == strategy.value) & (frame["budget"] == budget.value)]
+            display(row.drop(columns=["model"]).round(3))
+
+    model.observe(options, names="value")
+    for control in (model, strategy, budget):
+        control.observe(render, names="value")
+    options()
+    render()
+    return widgets.VBox([widgets.HBox([model, strategy, budget]), out])
