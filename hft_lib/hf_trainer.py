@@ -13,9 +13,12 @@ model before any layer was unfrozen and DDP only all-reduces parameters trainabl
 the callback averages the gradients of later-unfrozen parameters itself just before each optimiser
 step; without that the replicas silently drift apart.
 
-Not supported (a clear error): gradual unfreezing under FSDP or DeepSpeed (they fix which
-parameters train when they wrap the model), static freezing under FSDP without `use_orig_params`,
-and resuming a Trainer checkpoint mid-schedule (use `hft_lib.fit(checkpoint_dir=..., resume_from=...)`).
+Refused with a clear error: gradual unfreezing under FSDP or DeepSpeed (they fix which parameters
+train when they wrap the model), and static freezing under FSDP without `use_orig_params`.
+Not supported: `trainer.train(resume_from_checkpoint=...)` after the first unfreezing stage; the
+Trainer loads its saved optimiser (which has the added groups) into a fresh one before any callback
+runs and torch stops with "loaded state dict has a different number of parameter groups". For
+resumable gradual unfreezing use `hft_lib.fit(checkpoint_dir=..., resume_from=...)`.
 """
 
 from __future__ import annotations
@@ -68,10 +71,6 @@ class FreezingCallback(TrainerCallback):
         self._check_engine(args)
         if self.unfreezer is not None:
             self.unfreezer.lr, self.unfreezer.weight_decay = args.learning_rate, args.weight_decay
-            if state.global_step > 0 and self.unfreezer.schedule.stage_at(state.global_step, int(state.epoch or 0),
-                                                                            self.ft.n_layers) > 0:
-                raise ValueError("Resuming a Trainer checkpoint in the middle of gradual unfreezing is not supported; "
-                                 "use hft_lib.fit(..., checkpoint_dir=..., resume_from=...) or start the Trainer afresh.")
         self._world = args.world_size
         # DDP was built just before this event, from exactly these parameters
         self._synced = {id(p) for p in self.ft.trainable_parameters()}

@@ -46,20 +46,28 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
            "--dynamo_backend", "no", "--main_process_port", str(free_port()), str(Path(ddp_worker.__file__)), str(multi), "trainer"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    info = [json.loads((multi / f"rank{r}.json").read_text()) for r in (0, 1)]
+    info = [json.loads((multi / f"fit-rank{r}.json").read_text()) for r in (0, 1)]
     assert info[0]["world"] == 2, "accelerate launch did not start a 2-process group"
     assert info[0]["wraps"] == 5  # one wrap, then one re-wrap per unfreezing stage (4 layers)
-    reference = load_file(single / "rank0.safetensors")
-    ranks = [load_file(multi / f"rank{r}.safetensors") for r in (0, 1)]
+    reference = load_file(single / "fit-rank0.safetensors")
+    ranks = [load_file(multi / f"fit-rank{r}.safetensors") for r in (0, 1)]
     for name, expected in reference.items():
         assert torch.equal(ranks[0][name], ranks[1][name]), f"replicas drifted apart in {name}"
         assert torch.allclose(ranks[0][name], expected, atol=1e-4), f"{name} differs from the single-process run"
-    single_info = json.loads((single / "rank0.json").read_text())
+    single_info = json.loads((single / "fit-rank0.json").read_text())
     assert info[0]["losses"] == pytest.approx(single_info["losses"], abs=1e-5)
     assert info[0]["trainable"] == single_info["trainable"] == [0, 1, 2, 3]
     # the HF Trainer + FreezingCallback on 2 processes: layers unfrozen after DDP wrapped the model stay in sync
     trainer = [load_file(multi / f"trainer-rank{r}.safetensors") for r in (0, 1)]
-    assert all(torch.equal(trainer[0][k], trainer[1][k]) for k in trainer[0]), "Trainer replicas drifted apart"
+    assert max_difference(*trainer) == 0, "Trainer replicas drifted apart"
+    # controls: without the re-wrap (fit) or the gradient averaging (Trainer), the replicas do drift apart
+    for naive in ("naive-fit", "naive-trainer"):
+        drift = max_difference(*[load_file(multi / f"{naive}-rank{r}.safetensors") for r in (0, 1)])
+        assert drift > 1e-3, f"{naive}: the control did not drift ({drift}); the test could not catch the trap"
+
+
+def max_difference(a: dict, b: dict) -> float:
+    return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
 @pytest.mark.parametrize("var,engine", [("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")])

@@ -91,3 +91,32 @@ def test_every_decoder_strategy_runs_and_trains_the_expected_share(tokenizer):
 def test_unknown_strategy_is_a_clear_error():
     with pytest.raises(ValueError, match="Unknown decoder strategy"):
         run_lm("gradual_top_down")
+
+
+def test_decoder_cli_refuses_unknown_strategies_before_loading_anything(tmp_path, capsys):
+    from hft_lib.cli import main
+
+    assert main(["compare", "--model", "smollm2-135m", "--strategies", "full,gradual_top_down", "--out", str(tmp_path)]) == 2
+    assert "Unknown decoder strategy gradual_top_down" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_choose_table_picks_the_measured_best_per_situation():
+    import pandas as pd
+
+    from hft_lib.experiments import STRATEGIES, chain_hooks
+    from hft_lib.frontier import _relative_cost, choose_table
+
+    assert {"hft_paper", "hft_paper_static", "lora"} <= set(STRATEGIES)
+    calls = []
+    chain_hooks(None, lambda s, m: calls.append(("a", s)), lambda s, m: calls.append(("b", s)))(3, None)
+    assert calls == [("a", 3), ("b", 3)] and chain_hooks(None, None) is None
+    rows = [("full", 0.90, 80.0, 1.0, 100.0), ("lower_half", 0.89, 95.0, 0.6, 40.0), ("lora", 0.70, 99.0, 0.8, 0.5)]
+    frame = _relative_cost(pd.DataFrame([{"model": "m", "strategy": s, "budget": "8 steps", "steps": 8, "quality": q,
+                                          "retention": r, "step_time_s": t, "trainable_pct": p} for s, q, r, t, p in rows]))
+    table = choose_table(frame)["choose"]["m"]
+    assert table["best task quality, cost no object"] == "full"
+    assert table["keep what the model knew"] == "lora"
+    assert table["balance: within 2 points of the best accuracy, most retention"] == "lower_half"
+    assert table["cheapest step"] == "lower_half"
+    assert table["fewest trainable parameters (small per-task files)"] == "lora"
