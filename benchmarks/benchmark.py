@@ -202,7 +202,7 @@ def hft_paper_strategy(base, cal: costmodel.Calibration) -> Strategy | None:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("\n| model | strategy | trainable params | optimizer state MB | peak MB | step ms | measured / full "
+    print("\n| model | strategy | trainable params | optimizer state MiB | peak MiB | step ms | measured / full "
           "| predicted, ideal F/2F/F | predicted, measured backward | measured / predicted |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:

@@ -19,7 +19,7 @@ for you, train uncached (or cache and raise the upper layers' dropout).
 Requirements: frozen embeddings and a frozen layer 0 (the prefix is the longest run of frozen
 layers from the bottom), right-padded batches with an `attention_mask` (as `make_loader` builds),
 and a prefix that stays frozen while the cache is on (gradual unfreezing of those layers raises).
-Memory: one float per token x hidden size per distinct example (TREC-6 quick: about 10 MB).
+Memory: tokens x hidden size floats per distinct example seen (`cache.nbytes` reports the total).
 
     with FrozenPrefixCache(ft):
         history = fit(ft, train_loader, eval_loader, epochs=3)

@@ -210,7 +210,8 @@ def run_lm(strategy: str, profile: Profile | None = None, seed: int = 0, setup: 
         torch.cuda.reset_peak_memory_stats()
     history = fit(ft, setup.train, None, epochs=epochs, lr=lr, max_steps=steps, seed=seed, progress=progress,
                   optimizer=optimizer, step_hook=recorder)
-    after = setup.measure(ft.model)
+    last = recorder.rows[-1] if recorder.rows and recorder.rows[-1]["steps"] == len(history.steps) else None
+    after = {k: v for k, v in last.items() if k != "steps"} if last else setup.measure(ft.model)  # measured already?
     before = setup.before
     result = {
         "strategy": strategy, "model": setup.model_name, "task": setup.task_name, "profile": profile.name, "seed": seed,
