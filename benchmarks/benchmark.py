@@ -156,10 +156,9 @@ def benchmark_model(model_name: str, device: str, quick: bool) -> list[dict]:
     paper = hft_paper_strategy(base, cal)
     strategies += [paper] if paper else []
     lora = make_lora(model_name, device)
-    if lora is not None:  # its own model: its blocks (adapters included) are timed on it; optimizer costs as the base's
+    if lora is not None:  # its own model: its forward (adapters included) is timed on it; backward and optimizer as the base's
         lora_forward = costmodel.measure_forward(lora.model, batches[0], repeats=2 if quick else 5, amp=amp, clock=CLOCK)
-        lora_full, lora_pass = costmodel.measure_backward(lora.model, batches[0], repeats=2, amp=amp, clock=CLOCK)
-        lora_cal = replace(cal, forward_s=lora_forward, backward_full_s=lora_full, backward_pass_s=lora_pass)
+        lora_cal = replace(cal, forward_s=lora_forward)
         strategies.append(Strategy("lora r=8 q,v (peft)", lora, [p.requires_grad for p in lora.model.parameters()],
                                    hft.build_optimizer(lora, LR), lora_cal))
     for s in strategies:  # warm-up: caches, lazy optimizer state

@@ -20,6 +20,8 @@ Requirements: frozen embeddings and a frozen layer 0 (the prefix is the longest 
 layers from the bottom), right-padded batches with an `attention_mask` (as `make_loader` builds),
 and a prefix that stays frozen while the cache is on (gradual unfreezing of those layers raises).
 Memory: tokens x hidden size floats per distinct example seen (`cache.nbytes` reports the total).
+On a cache hit the skipped layers are not run, so `output_hidden_states=True` returns placeholders for
+them (the embedding output); everything from the first trainable layer up is exact.
 
     with FrozenPrefixCache(ft):
         history = fit(ft, train_loader, eval_loader, epochs=3)

@@ -6,7 +6,7 @@ norm, classifier or LM head, and the loss). Call block b's forward cost F_b. Bac
     + F_b        activation gradients, when any parameter at or below b is trainable (gradients must
                  travel down through b, or be produced inside it)
     + w_b * F_b  weight gradients, w_b = trainable share of b's parameters (1 for a trainable layer,
-                 0 for a frozen one, about 0.01 for a LoRA layer, about 0.5 for an HFT-paper layer)
+                 0 for a frozen one, well under 0.01 for a LoRA layer, about 0.5 for an HFT-paper layer)
 
 so a trainable layer costs F + 2F, a frozen layer that gradients pass through F + F, and a frozen
 layer below every trainable parameter (embeddings frozen too) F + 0: no backward at all. On top comes
