@@ -40,6 +40,8 @@ def plot_comparison(frame: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .plots import save_run_figure
+
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.bar(frame["strategy"], frame["test_accuracy"], color="tab:blue")
     ax1.axhline(frame["majority_baseline"].iloc[0], color="grey", ls="--", label="majority class")
@@ -50,10 +52,7 @@ def plot_comparison(frame: pd.DataFrame, path: Path) -> None:
     ax2.set_ylabel("seconds per epoch")
     best = frame.loc[frame["test_accuracy"].idxmax(), "strategy"]
     fastest = frame.loc[frame["epoch_time_s"].idxmin(), "strategy"]
-    fig.suptitle(f"{frame['model'].iloc[0]} on {frame['task'].iloc[0]}: most accurate {best}, fastest {fastest}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_run_figure(fig, frame, f"most accurate {best}, fastest {fastest}", path)
 
 
 def positive_int(text: str) -> int:

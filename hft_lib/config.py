@@ -31,7 +31,7 @@ class Profile:
 PROFILES = {
     # 2-core CPU: MiniLM does ~25 steps of 16 x 64 tokens in ~20 s with everything trainable.
     "quick": Profile("quick", train_size=500, eval_size=300, epochs=3, batch_size=16, max_length=64,
-                     lr=1e-4, lm_steps=30),
+                     lr=1e-4, lm_steps=12),
     # One GPU: whole splits, longer sequences, more epochs.
     "full": Profile("full", train_size=None, eval_size=1000, epochs=4, batch_size=32, max_length=128,
                     lr=5e-5, lm_steps=300),

@@ -98,6 +98,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def _stamper(stamps: dict[str, float], device: torch.device, clock: Callable[[], float]):
+    """`mark(key)` builds a module hook that records the (synchronised) clock under `key` in `stamps`."""
+    def mark(key):
+        def hook(*_):
+            _sync(device)
+            stamps[key] = clock()
+        return hook
+    return mark
+
+
 def measure_forward(model: nn.Module, batch: dict, layer_names: list[str] | None = None, repeats: int = 5,
                     amp: bool = False, clock: Callable[[], float] = time.perf_counter) -> list[float]:
     """Median forward time of each block (embeddings, layers, head incl. loss), training mode, no grad.
@@ -108,12 +118,7 @@ def measure_forward(model: nn.Module, batch: dict, layer_names: list[str] | None
     layers = [model.get_submodule(n) for n in layer_names]
     device = next(model.parameters()).device
     stamps: dict[str, float] = {}
-
-    def mark(key):
-        def hook(*_):
-            _sync(device)
-            stamps[key] = clock()
-        return hook
+    mark = _stamper(stamps, device, clock)
 
     handles = []
     for i, layer in enumerate(layers):
@@ -172,12 +177,7 @@ def measure_backward(model: nn.Module, batch: dict, layer_names: list[str] | Non
     device = next(model.parameters()).device
     saved = [p.requires_grad for p in model.parameters()]
     stamps: dict[str, float] = {}
-
-    def mark(key):
-        def hook(*_):
-            _sync(device)
-            stamps[key] = clock()
-        return hook
+    mark = _stamper(stamps, device, clock)
 
     def input_requires_grad(module, args, kwargs):
         hidden = (args[0] if args else kwargs["hidden_states"]).detach().requires_grad_()

@@ -102,7 +102,7 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
         ft = Finetuner(model, strategy, verbose=False)
     start = time.perf_counter()
     history: History = fit(ft, split["train"], split["validation"], epochs=profile.epochs, lr=lr,
-                           lr_decay=lr_decay, unfreeze=unfreeze, seed=seed, progress=progress, optimizer=optimizer,
+                           lr_decay=lr_decay, unfreeze=unfreeze, seed=seed, progress=progress, desc=strategy, optimizer=optimizer,
                            step_hook=chain_hooks(hook, step_hook), **(fit_options or {}))
     train_time = time.perf_counter() - start
     test = evaluate(ft.model, split["test"])  # on the model's device (per-process GPU under accelerate launch)

@@ -208,7 +208,7 @@ def run_lm(strategy: str, profile: Profile | None = None, seed: int = 0, setup: 
     device = get_device()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    history = fit(ft, setup.train, None, epochs=epochs, lr=lr, max_steps=steps, seed=seed, progress=progress,
+    history = fit(ft, setup.train, None, epochs=epochs, lr=lr, max_steps=steps, seed=seed, progress=progress, desc=strategy,
                   optimizer=optimizer, step_hook=recorder)
     last = recorder.rows[-1] if recorder.rows and recorder.rows[-1]["steps"] == len(history.steps) else None
     after = {k: v for k, v in last.items() if k != "steps"} if last else setup.measure(ft.model)  # measured already?
@@ -272,6 +272,8 @@ def save_lm_plot(frame, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .plots import save_run_figure
+
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     plot_tradeoff(frame, "task_accuracy", "forgetting_pct", "step_time_s", ax=ax1, quality_label="held-out task accuracy",
                   retention_label="news perplexity change (%, lower = less forgetting)", cost_label="seconds per step")
@@ -281,7 +283,4 @@ def save_lm_plot(frame, path) -> None:
     ax2.tick_params(axis="x", rotation=30)
     best = frame.loc[frame["task_accuracy"].idxmax(), "strategy"]
     least = frame.loc[frame["forgetting_pct"].idxmin(), "strategy"]
-    fig.suptitle(f"{frame['model'].iloc[0]} on {frame['task'].iloc[0]}: most accurate {best}, least forgetting {least}")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_run_figure(fig, frame, f"most accurate {best}, least forgetting {least}", path)

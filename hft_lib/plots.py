@@ -248,3 +248,11 @@ def plot_trainable_layers(histories: dict, n_layers: int, title: str | None = No
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def save_run_figure(fig: Figure, frame: pd.DataFrame, summary: str, path) -> None:
+    """Title a console-command figure "<model> on <task>: <summary>", save it to `path` and close it."""
+    fig.suptitle(f"{frame['model'].iloc[0]} on {frame['task'].iloc[0]}: {summary}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

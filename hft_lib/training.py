@@ -83,7 +83,7 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
         unfreeze: UnfreezeSchedule | None = None, max_steps: int | None = None, device: str | None = None,
         amp: bool = True, seed: int | None = 0, progress: bool = True, optimizer: torch.optim.Optimizer | None = None,
         step_hook=None, checkpoint_dir: str | None = None, checkpoint_every: int | None = None,
-        resume_from: str | None = None, model_name: str | None = None) -> History:
+        resume_from: str | None = None, model_name: str | None = None, desc: str | None = None) -> History:
     """Fine-tune `ft.model` on `train_loader`; evaluate on `eval_loader` after every epoch.
 
     Args:
@@ -95,6 +95,7 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
         checkpoint_dir: save a checkpoint there every `checkpoint_every` steps (default: every epoch) and at the end.
         resume_from: a checkpoint (or a folder of them: the newest is used) of this model and run to continue from.
         model_name: recorded in checkpoints, so that resuming with another model is a clear error.
+        desc: the progress bar's label (default: the freezing pattern, or the unfreezing direction).
 
     Under `accelerate launch --num_processes N` it trains with DDP on the same global batch (see distributed.py).
     """
@@ -139,7 +140,7 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
                              resumed_from=resume.path if resume else None)
     if dist:
         distributed.check_loader(train_loader)
-    bar = tqdm(total=int(total), initial=step, desc=ft.pattern_name if not unfreeze else f"gradual {unfreeze.direction}",
+    bar = tqdm(total=int(total), initial=step, desc=desc or (ft.pattern_name if not unfreeze else f"gradual {unfreeze.direction}"),
                disable=not progress or (dist is not None and not dist.is_main), leave=True)
     for epoch in range(resume.epoch if resume else 0, epochs):
         batches = EpochBatches(train_loader, resume if resume and epoch == resume.epoch else None)

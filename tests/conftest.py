@@ -7,7 +7,7 @@ os.environ.setdefault("HFT_PROFILE", "quick")
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertConfig, BertForSequenceClassification, LlamaConfig, LlamaForCausalLM
 
 
 def tiny_bert(num_labels: int = 3, layers: int = 4) -> BertForSequenceClassification:
@@ -15,6 +15,14 @@ def tiny_bert(num_labels: int = 3, layers: int = 4) -> BertForSequenceClassifica
     config = BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=32, num_labels=num_labels)
     return BertForSequenceClassification(config)
+
+
+def tiny_llama(layers: int = 4, vocab_size: int = 64, max_positions: int = 32, tie: bool = True) -> LlamaForCausalLM:
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=layers,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=max_positions,
+                         tie_word_embeddings=tie)
+    return LlamaForCausalLM(config)
 
 
 def tiny_batches(n: int = 6, num_labels: int = 3, seed: int = 0) -> list[dict]:
@@ -27,3 +35,12 @@ def tiny_batches(n: int = 6, num_labels: int = 3, seed: int = 0) -> list[dict]:
 @pytest.fixture
 def bert():
     return tiny_bert()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread (and far faster on a busy shared CPU); use with `pytestmark`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -2,28 +2,13 @@
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
 
 from hft_lib import Finetuner, fit
 from hft_lib.hft_paper import HalfParameterRedraw, apply_hft_paper, layer_units, mask_table, module_category
 
-from .conftest import tiny_bert
+from .conftest import tiny_bert, tiny_llama
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and far faster on a busy shared CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def tiny_llama(layers: int = 4) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=layers,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=32, tie_word_embeddings=True)
-    return LlamaForCausalLM(config)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def lm_batches(n: int = 4) -> list[dict]:

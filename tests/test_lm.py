@@ -5,25 +5,20 @@ import math
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+from transformers import AutoTokenizer
 
 from hft_lib import get_profile
 from hft_lib.lm import LM_STRATEGIES, label_token_ids, make_prompt_loader, prepare_lm, run_lm, task_metrics
 from hft_lib.models import model_path
+
+from .conftest import tiny_llama
 
 NAMES = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
 QUESTIONS = ["What does NASA stand for ?", "Why is the sky blue ?", "What animal barks ?", "Who wrote Hamlet ?",
              "Where is Paris ?", "How many legs does a spider have ?", "What is the abbreviation for kilogram ?",
              "How do magnets work ?"]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread (and far faster on a busy shared CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +26,6 @@ def tokenizer():
     tok = AutoTokenizer.from_pretrained(model_path("smollm2-135m"))
     tok.pad_token = tok.pad_token or tok.eos_token
     return tok
-
-
-def tiny_decoder(vocab_size: int) -> LlamaForCausalLM:
-    torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=4,
-                                        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128))
 
 
 def tiny_task() -> DatasetDict:
@@ -48,8 +37,8 @@ def tiny_task() -> DatasetDict:
 
 def tiny_setup(tokenizer, steps: int = 6):
     news = Dataset.from_dict({"text": ["The council approved the new budget on Tuesday after a long debate."] * 4})
-    return prepare_lm(model=tiny_decoder(len(tokenizer)), tokenizer=tokenizer, task=tiny_task(), news=news,
-                      profile=get_profile("quick"), steps=steps, batch_size=4)
+    model = tiny_llama(vocab_size=len(tokenizer), max_positions=128, tie=False)
+    return prepare_lm(model=model, tokenizer=tokenizer, task=tiny_task(), news=news, profile=get_profile("quick"), steps=steps, batch_size=4)
 
 
 def test_prompt_loader_supervises_only_the_answer_token(tokenizer):

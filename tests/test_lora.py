@@ -7,8 +7,10 @@ from hft_lib import fit
 from hft_lib.lora import apply_lora, infer_target_modules, lora_finetuner
 from hft_lib.optim import build_optimizer, optimizer_parameter_ids
 
-from .conftest import tiny_batches, tiny_bert
-from .test_hft_paper import lm_batches, one_thread, tiny_llama  # noqa: F401  (one_thread: autouse fixture)
+from .conftest import tiny_batches, tiny_bert, tiny_llama
+from .test_hft_paper import lm_batches
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_target_modules_are_inferred_per_family():
