@@ -166,13 +166,12 @@ def compare_decoder(args: argparse.Namespace, strategies: list[str]) -> int:
         raise ValueError(f"Unknown decoder strategy {', '.join(bad) or '(none given)'}; choose from {', '.join(LM_STRATEGIES)}.")
     if args.checkpoint_every or args.resume:
         raise ValueError("--checkpoint-every and --resume are for encoder runs; leave them out for a decoder.")
-    if args.device:
-        get_device(args.device)
+    device = get_device(args.device)  # an unusable --device fails here, before anything loads
     check_names(args.model, args.task)
     profile = get_profile(args.profile, **({"lm_steps": args.steps} if args.steps else {}))
     out = new_run_dir(Path(args.out), f"{args.model}-{args.task}".replace("/", "_"))
     print(f"profile {profile.name}: {profile.lm_steps} steps per strategy; results -> {out}")
-    setup = prepare_lm(args.model, args.task, profile, seed=args.seed)
+    setup = prepare_lm(args.model, args.task, profile, seed=args.seed, device=device)
     rows = [run_lm(s, setup=setup, seed=args.seed) for s in strategies]
     frame = pd.DataFrame([{k: v for k, v in r.items() if k != "budgets"} for r in rows])
     frame.to_csv(out / "results.csv", index=False)

@@ -135,11 +135,13 @@ class LMSetup:
 def prepare_lm(model_name: str = "smollm2-135m", task_name: str = "trec6", profile: Profile | None = None, seed: int = 0,
                steps: int | None = None, batch_size: int | None = None, test_size: int | None = None,
                news_size: int | None = None, model: nn.Module | None = None, tokenizer=None, task=None,
-               news=None) -> LMSetup:
+               news=None, device: str | None = None) -> LMSetup:
     """Load the decoder, the task and news data, and measure the model before training.
 
-    `model` + `tokenizer`, `task` (a DatasetDict with train/test) and `news` (a Dataset of text) replace the defaults.
+    `model` + `tokenizer`, `task` (a DatasetDict with train/test) and `news` (a Dataset of text) replace the defaults;
+    `device` (cpu, cuda, mps) defaults to cuda, then mps, then cpu.
     """
+    device = get_device(device)  # a device this machine lacks is refused before anything loads
     profile = profile or get_profile()
     default_batch, default_test, default_news = LM_SIZES.get(profile.name, LM_SIZES["quick"])
     batch_size, test_size = batch_size or default_batch, test_size or default_test
@@ -154,7 +156,7 @@ def prepare_lm(model_name: str = "smollm2-135m", task_name: str = "trec6", profi
     words = [PROMPTS[task_name][1][n] for n in names] if task_name in PROMPTS else []
     test_labels = torch.tensor(task["test"]["label"])
     majority = float((test_labels == torch.tensor(task["train"]["label"]).mode().values).float().mean())
-    setup = LMSetup(model_name, task_name, profile, model.to(get_device()), tokenizer,
+    setup = LMSetup(model_name, task_name, profile, model.to(device), tokenizer,
                     make_prompt_loader(task["train"], tokenizer, task_name, batch_size, profile.max_length, True, seed),
                     make_prompt_loader(task["test"], tokenizer, task_name, batch_size, profile.max_length),
                     make_loader(news, tokenizer, batch_size, profile.max_length, kind="causal_lm"),
@@ -205,10 +207,10 @@ def run_lm(strategy: str, profile: Profile | None = None, seed: int = 0, setup: 
     ft, optimizer, redraw, lr = prepare_strategy(model, strategy, lr or profile.lr, seed, max(1, math.ceil(steps / ROUNDS)))
     recorder = BudgetRecorder(budgets or [], setup.measure, then=redraw)
     epochs = math.ceil(steps / len(setup.train))
-    device = get_device()
+    device = next(setup.model.parameters()).device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    history = fit(ft, setup.train, None, epochs=epochs, lr=lr, max_steps=steps, seed=seed, progress=progress, desc=strategy,
+    history = fit(ft, setup.train, None, epochs=epochs, lr=lr, max_steps=steps, seed=seed, progress=progress, desc=strategy, device=str(device),
                   optimizer=optimizer, step_hook=recorder)
     last = recorder.rows[-1] if recorder.rows and recorder.rows[-1]["steps"] == len(history.steps) else None
     after = {k: v for k, v in last.items() if k != "steps"} if last else setup.measure(ft.model)  # measured already?

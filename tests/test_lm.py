@@ -35,10 +35,11 @@ def tiny_task() -> DatasetDict:
     return DatasetDict(train=split, test=split)  # same examples: training must lower their loss
 
 
-def tiny_setup(tokenizer, steps: int = 6):
+def tiny_setup(tokenizer, steps: int = 6, device: str | None = None):
     news = Dataset.from_dict({"text": ["The council approved the new budget on Tuesday after a long debate."] * 4})
     model = tiny_llama(vocab_size=len(tokenizer), max_positions=128, tie=False)
-    return prepare_lm(model=model, tokenizer=tokenizer, task=tiny_task(), news=news, profile=get_profile("quick"), steps=steps, batch_size=4)
+    return prepare_lm(model=model, tokenizer=tokenizer, task=tiny_task(), news=news, profile=get_profile("quick"), steps=steps, batch_size=4,
+                      device=device)
 
 
 def test_prompt_loader_supervises_only_the_answer_token(tokenizer):
@@ -75,6 +76,14 @@ def test_every_decoder_strategy_runs_and_trains_the_expected_share(tokenizer):
     assert shares["full"] == 100
     assert shares["lora"] < shares["lower_half"] < shares["hft_paper"] < shares["full"]
     assert shares["hft_paper"] == pytest.approx(shares["hft_paper_static"], abs=5)
+
+
+def test_the_device_asked_for_is_the_one_trained_on(tokenizer):
+    setup = tiny_setup(tokenizer, steps=1, device="cpu")
+    assert run_lm("full", setup=setup, steps=1, progress=False)["device"] == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no usable CUDA GPU"):
+            tiny_setup(tokenizer, steps=1, device="cuda")
 
 
 def test_unknown_strategy_is_a_clear_error():
