@@ -112,6 +112,7 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
         "val_accuracy": history.final.get("eval_accuracy"), "trainable_params": ft.trainable_parameter_count(),
         "trainable_pct": 100 * ft.trainable_share(), "train_time_s": train_time,
         "epoch_time_s": train_time / len(history.epochs), "step_time_s": history.median_step_time(),
+        "state_mb": history.state_mb,
         "train_examples": len(task["train"]), "device": str(get_device()),
     }
     if probes is not None:
@@ -119,7 +120,7 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
 
         after = probes.score(ft.model)
         if probes_before is None:
-            probes_before = probes.score(load_model(model_name, num_labels=len(label_names(task))).model.to(get_device()))
+            probes_before = probes.score(load_model(model_name, num_labels=len(label_names(task)))[0].to(get_device()))
         result["retention_pct"] = mean_retention(probes_before, after)
         result.update({f"probe_{name}": acc for name, acc in after.items()})
     if keep_model:

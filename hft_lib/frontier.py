@@ -26,6 +26,10 @@ ENCODER = "minilm-l6"
 DECODER = "smollm2-135m"
 ENCODER_STRATEGIES = ("full", "lower_half", "alternate", "gradual_top_down", "hft_paper", "lora")
 DECODER_STRATEGIES = ("full", "lower_half", "alternate", "hft_paper", "lora")
+# Cost measures a chart can size and colour its points by: column -> axis label.
+COSTS = {"step_time_vs_full": "time per step / full fine-tuning",
+         "trainable_pct": "trainable parameters (%)",
+         "state_mb": "training state: weights + grads + AdamW (MiB)"}
 RETENTION_LABEL = {ENCODER: "retention: probe accuracy kept on held-out tasks (%)",
                    DECODER: "retention: 100 x news perplexity before / after (%)"}
 
@@ -53,7 +57,8 @@ def encoder_runs(profile: Profile, epoch_budgets: list[int], strategies=ENCODER_
         for row in recorder.rows:
             rows.append({"model": ENCODER, "strategy": strategy, "budget": f"{row['steps'] // steps_per_epoch} epochs",
                          "steps": row["steps"], "quality": row["quality"], "retention": row["retention"],
-                         "step_time_s": result["step_time_s"], "trainable_pct": result["trainable_pct"]})
+                         "step_time_s": result["step_time_s"], "trainable_pct": result["trainable_pct"],
+                         "state_mb": result["state_mb"]})
     return _relative_cost(pd.DataFrame(rows))
 
 
@@ -68,7 +73,8 @@ def decoder_runs(profile: Profile, step_budgets: list[int], strategies=DECODER_S
             rows.append({"model": DECODER, "strategy": strategy, "budget": f"{row['steps']} steps", "steps": row["steps"],
                          "quality": row["task_accuracy"],
                          "retention": 100 * setup.before["news_perplexity"] / row["news_perplexity"],
-                         "step_time_s": result["step_time_s"], "trainable_pct": result["trainable_pct"]})
+                         "step_time_s": result["step_time_s"], "trainable_pct": result["trainable_pct"],
+                         "state_mb": result["state_mb"]})
     return _relative_cost(pd.DataFrame(rows))
 
 
@@ -102,8 +108,11 @@ def choose_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table.pivot(index="situation", columns="model", values=["choose", "measured"]).reindex(list(picks))
 
 
-def plot_model(frame: pd.DataFrame, model: str, budget: str | None = None, highlight: str | None = None, ax=None):
-    """Quality vs retention for one model at one budget (default: the largest); size and colour = step time vs full."""
+def plot_model(frame: pd.DataFrame, model: str, budget: str | None = None, highlight: str | None = None, ax=None,
+               cost: str = "step_time_vs_full"):
+    """Quality vs retention for one model at one budget (default: the largest); size and colour = `cost` (see COSTS)."""
+    if cost not in COSTS:
+        raise ValueError(f"Unknown cost {cost!r}; choose from {', '.join(COSTS)}.")
     import matplotlib.pyplot as plt
 
     from .lm import plot_tradeoff
@@ -112,8 +121,8 @@ def plot_model(frame: pd.DataFrame, model: str, budget: str | None = None, highl
     budget = budget or runs.loc[runs["steps"].idxmax(), "budget"]
     runs = runs[runs["budget"] == budget]
     ax = ax or plt.subplots(figsize=(6.5, 4.5))[1]
-    plot_tradeoff(runs, "quality", "retention", "step_time_vs_full", ax=ax, quality_label="held-out task accuracy",
-                  retention_label=RETENTION_LABEL.get(model, "retention (%)"), cost_label="time per step / full fine-tuning")
+    plot_tradeoff(runs, "quality", "retention", cost, ax=ax, quality_label="held-out task accuracy",
+                  retention_label=RETENTION_LABEL.get(model, "retention (%)"), cost_label=COSTS[cost])
     if highlight is not None:
         row = runs[runs["strategy"] == highlight].iloc[0]
         ax.scatter([row["quality"]], [row["retention"]], s=700, facecolors="none", edgecolors="red", linewidths=2)
@@ -124,7 +133,8 @@ def plot_model(frame: pd.DataFrame, model: str, budget: str | None = None, highl
 
 
 def explorer(frame: pd.DataFrame):
-    """An ipywidgets explorer: pick model, strategy and budget among the computed runs; shows the chart and the numbers."""
+    """An ipywidgets explorer: pick model, strategy and budget among the computed runs, and the cost that sizes and
+    colours the points (time per step, trainable share, training memory); shows the chart and the run's numbers."""
     import ipywidgets as widgets
     import matplotlib.pyplot as plt
     from IPython.display import clear_output, display
@@ -133,11 +143,14 @@ def explorer(frame: pd.DataFrame):
     model = widgets.Dropdown(options=models, description="model")
     strategy = widgets.Dropdown(description="strategy")
     budget = widgets.Dropdown(description="budget")
+    cost = widgets.Dropdown(options=[(label, column) for column, label in COSTS.items() if column in frame], description="cost")
     out = widgets.Output()
 
-    def options(*_):
+    def options(*_):  # a Dropdown given new options selects nothing: keep the choice if offered, else a default
         runs = frame[frame["model"] == model.value]
+        chosen = strategy.value
         strategy.options = list(dict.fromkeys(runs["strategy"]))
+        strategy.value = chosen if chosen in strategy.options else strategy.options[0]
         budget.options = list(dict.fromkeys(runs.sort_values("steps")["budget"]))
         budget.value = budget.options[-1]
 
@@ -146,14 +159,14 @@ def explorer(frame: pd.DataFrame):
             return
         with out:
             clear_output(wait=True)
-            plot_model(frame, model.value, budget.value, highlight=strategy.value)
+            plot_model(frame, model.value, budget.value, highlight=strategy.value, cost=cost.value)
             plt.show()
             row = frame[(frame["model"] == model.value) & (frame["strategy"] == strategy.value) & (frame["budget"] == budget.value)]
             display(row.drop(columns=["model"]).round(3))
 
     model.observe(options, names="value")
-    for control in (model, strategy, budget):
+    for control in (model, strategy, budget, cost):
         control.observe(render, names="value")
     options()
     render()
-    return widgets.VBox([widgets.HBox([model, strategy, budget]), out])
+    return widgets.VBox([widgets.HBox([model, strategy, budget, cost]), out])

@@ -179,14 +179,6 @@ class BudgetRecorder:
             self.then(step, model)
 
 
-def state_megabytes(model: nn.Module, optimizer: torch.optim.Optimizer) -> float:
-    """Weights + gradients of trainable weights + optimiser state actually allocated, in MiB (measured from tensors)."""
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    state = sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
-    return (weights + grads + state) / 2**20
-
-
 def run_lm(strategy: str, profile: Profile | None = None, seed: int = 0, setup: LMSetup | None = None,
            steps: int | None = None, lr: float | None = None, budgets: list[int] | None = None, progress: bool = True,
            keep_model: bool = False, **setup_kwargs) -> dict:
@@ -225,7 +217,7 @@ def run_lm(strategy: str, profile: Profile | None = None, seed: int = 0, setup: 
         "majority_baseline": setup.majority_baseline,
         "trainable_params": ft.trainable_parameter_count(), "trainable_pct": 100 * ft.trainable_share(),
         "step_time_s": history.median_step_time(), "train_time_s": sum(s["time_s"] for s in history.steps),
-        "state_mb": state_megabytes(ft.model, optimizer),
+        "state_mb": history.state_mb,
         "peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
         "device": str(device),
     }

@@ -34,6 +34,7 @@ class History:
 
     steps: list[dict] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
+    state_mb: float | None = None  # weights + gradients + optimiser state held at the end of training (MiB)
 
     @property
     def step_frame(self) -> pd.DataFrame:
@@ -50,6 +51,14 @@ class History:
     def median_step_time(self, skip: int = 2) -> float:
         times = [s["time_s"] for s in self.steps[skip:]] or [s["time_s"] for s in self.steps]
         return float(pd.Series(times).median())
+
+
+def state_megabytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> float:
+    """Weights + gradients of trainable weights + optimiser state actually allocated, in MiB (measured from tensors)."""
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    state = sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
+    return (weights + grads + state) / 2**20
 
 
 @torch.no_grad()
@@ -191,6 +200,7 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
         if step >= total:
             break
     bar.close()
+    history.state_mb = state_megabytes(ft.model, optimizer)
     if dist:
         dist.release()  # let the caller free the model (the DDP wrapper holds it)
     return history

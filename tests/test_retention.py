@@ -40,3 +40,16 @@ def test_frozen_layers_do_not_move_and_trained_ones_do():
     change = relative_weight_change(ft, before)
     assert change["embeddings"] == 0 and change["layer 0"] == 0 and change["layer 1"] == 0
     assert change["layer 2"] > 0 and change["layer 3"] > 0
+
+
+def test_run_classification_scores_the_pretrained_probes_itself_when_not_given():
+    from hft_lib import get_profile, run_classification
+    from hft_lib.models import load_model
+    from hft_lib.retention import ProbeSuite
+
+    _, tokenizer = load_model("minilm-l6", num_labels=6)
+    probes = ProbeSuite(tokenizer, size=40, test_size=40)
+    profile = get_profile("quick", train_size=32, eval_size=16, epochs=1)
+    result = run_classification("head_only", "minilm-l6", "trec6", profile, probes=probes, progress=False)
+    assert result["retention_pct"] == 100  # head_only leaves the encoder, and so every probe, untouched
+    assert result["state_mb"] > 0
