@@ -1,16 +1,3 @@
-import os
-
-# Before transformers is imported anywhere (and inherited by notebook kernels nbval starts).
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HFT_PROFILE", "quick")
-
-# Under pytest-xdist (pyproject runs `-n 2`) the cores are shared out among the workers and the notebook
-# kernels they start: on a 2-core box two one-thread workers beat one two-thread run, and more threads
-# than cores makes torch crawl.
-if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
-
 import pytest
 import torch
 from transformers import BertConfig, BertForSequenceClassification, LlamaConfig, LlamaForCausalLM
@@ -36,6 +23,15 @@ def tiny_batches(n: int = 6, num_labels: int = 3, seed: int = 0) -> list[dict]:
     return [{"input_ids": torch.randint(1, 100, (4, 10), generator=g),
              "attention_mask": torch.ones(4, 10, dtype=torch.long),
              "labels": torch.randint(0, num_labels, (4,), generator=g)} for _ in range(n)]
+
+
+def lm_batches(n: int = 4) -> list[dict]:
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for _ in range(n):
+        ids = torch.randint(0, 64, (2, 8), generator=g)
+        out.append({"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids})
+    return out
 
 
 @pytest.fixture

@@ -6,18 +6,9 @@ import torch
 from hft_lib import Finetuner, fit
 from hft_lib.hft_paper import HalfParameterRedraw, apply_hft_paper, layer_units, mask_table, module_category
 
-from .conftest import tiny_bert, tiny_llama
+from .conftest import lm_batches, tiny_bert, tiny_llama
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def lm_batches(n: int = 4) -> list[dict]:
-    g = torch.Generator().manual_seed(0)
-    out = []
-    for _ in range(n):
-        ids = torch.randint(0, 64, (2, 8), generator=g)
-        out.append({"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids})
-    return out
 
 
 def frozen_counts(ft):

@@ -7,8 +7,7 @@ from hft_lib import fit
 from hft_lib.lora import apply_lora, infer_target_modules, lora_finetuner
 from hft_lib.optim import build_optimizer, optimizer_parameter_ids
 
-from .conftest import tiny_batches, tiny_bert, tiny_llama
-from .test_hft_paper import lm_batches
+from .conftest import lm_batches, tiny_batches, tiny_bert, tiny_llama
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
