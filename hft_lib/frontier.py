@@ -30,6 +30,7 @@ DECODER_STRATEGIES = ("full", "lower_half", "alternate", "hft_paper", "lora")
 COSTS = {"step_time_vs_full": "time per step / full fine-tuning",
          "trainable_pct": "trainable parameters (%)",
          "state_mb": "training state: weights + grads + AdamW (MiB)"}
+RUN_COSTS = ("step_time_s", "trainable_pct", "state_mb")  # measured once per run, shown at every budget
 RETENTION_LABEL = {ENCODER: "retention: probe accuracy kept on held-out tasks (%)",
                    DECODER: "retention: 100 x news perplexity before / after (%)"}
 
@@ -57,8 +58,7 @@ def encoder_runs(profile: Profile, epoch_budgets: list[int], strategies=ENCODER_
         for row in recorder.rows:
             rows.append({"model": ENCODER, "strategy": strategy, "budget": f"{row['steps'] // steps_per_epoch} epochs",
                          "steps": row["steps"], "quality": row["quality"], "retention": row["retention"],
-                         "step_time_s": result["step_time_s"], "trainable_pct": result["trainable_pct"],
-                         "state_mb": result["state_mb"]})
+                         **{k: result[k] for k in RUN_COSTS}})
     return _relative_cost(pd.DataFrame(rows))
 
 
@@ -73,8 +73,7 @@ def decoder_runs(profile: Profile, step_budgets: list[int], strategies=DECODER_S
             rows.append({"model": DECODER, "strategy": strategy, "budget": f"{row['steps']} steps", "steps": row["steps"],
                          "quality": row["task_accuracy"],
                          "retention": 100 * setup.before["news_perplexity"] / row["news_perplexity"],
-                         "step_time_s": result["step_time_s"], "trainable_pct": result["trainable_pct"],
-                         "state_mb": result["state_mb"]})
+                         **{k: result[k] for k in RUN_COSTS}})
     return _relative_cost(pd.DataFrame(rows))
 
 
@@ -145,17 +144,21 @@ def explorer(frame: pd.DataFrame):
     budget = widgets.Dropdown(description="budget")
     cost = widgets.Dropdown(options=[(label, column) for column, label in COSTS.items() if column in frame], description="cost")
     out = widgets.Output()
+    updating = False  # while the menus are refilled for a new model, their changes draw nothing
 
     def options(*_):  # a Dropdown given new options selects nothing: keep the choice if offered, else a default
+        nonlocal updating
+        updating = True
         runs = frame[frame["model"] == model.value]
         chosen = strategy.value
         strategy.options = list(dict.fromkeys(runs["strategy"]))
         strategy.value = chosen if chosen in strategy.options else strategy.options[0]
         budget.options = list(dict.fromkeys(runs.sort_values("steps")["budget"]))
         budget.value = budget.options[-1]
+        updating = False
 
     def render(*_):
-        if strategy.value is None or budget.value is None:
+        if updating or strategy.value is None or budget.value is None:
             return
         with out:
             clear_output(wait=True)

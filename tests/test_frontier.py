@@ -42,8 +42,9 @@ def test_explorer_offers_only_computed_runs_and_redraws_on_every_choice(monkeypa
     monkeypatch.setattr(frontier, "plot_model", lambda frame, model, budget, highlight, cost: drawn.append((model, budget, highlight, cost)))
     monkeypatch.setattr(plt, "show", lambda: None)
     model, strategy, budget, cost = explorer(runs()).children[0].children
-    assert list(model.options) == ["enc", "dec"] and drawn[-1] == ("enc", "2 epochs", "full", "step_time_vs_full")
+    assert list(model.options) == ["enc", "dec"] and drawn == [("enc", "2 epochs", "full", "step_time_vs_full")]
     model.value = "dec"
+    assert drawn[1:] == [("dec", "8 steps", "full", "step_time_vs_full")]  # one chart per choice
     assert list(budget.options) == ["4 steps", "8 steps"] and list(strategy.options) == ["full", "lower_half", "lora"]
     cost.value, strategy.value, budget.value = "state_mb", "lora", "4 steps"
     assert drawn[-1] == ("dec", "4 steps", "lora", "state_mb")
