@@ -131,14 +131,6 @@ def transient_peak(strategy: Strategy, batch: dict, device: str) -> int:
     return peak
 
 
-def state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    return sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
-
-
-def param_bytes(model: torch.nn.Module) -> int:
-    return sum(p.numel() * p.element_size() for p in {id(p): p for p in model.parameters()}.values())
-
-
 def benchmark_model(model_name: str, device: str, quick: bool) -> list[dict]:
     batch, tokens = SETTINGS["cuda" if device.startswith("cuda") else "cpu"][model_name]
     amp = device.startswith("cuda")
@@ -177,11 +169,11 @@ def benchmark_model(model_name: str, device: str, quick: bool) -> list[dict]:
         state, n_train = costmodel.trainable_state(s.ft.model), costmodel.trainable_parameter_count(s.ft.model)
         ideal = costmodel.step_seconds(s.calibration, state, n_train, ideal=True) / costmodel.full_step_seconds(cal, ideal=True)
         predicted = costmodel.step_seconds(s.calibration, state, n_train) / costmodel.full_step_seconds(cal)
-        opt_bytes = state_bytes(s.optimizer)
+        opt_bytes = training.optimizer_state_bytes(s.optimizer)
         rows.append({"model": model_name, "strategy": s.name, "trainable": costmodel.trainable_parameter_count(s.ft.model),
                      "step_ms": 1e3 * statistics.median(s.times), "measured": measured, "predicted": predicted,
                      "ratio": measured / predicted, "ideal": ideal, "opt_mb": opt_bytes / 2**20,
-                     "peak_mb": (param_bytes(s.ft.model) + opt_bytes + s.transient_bytes) / 2**20,
+                     "peak_mb": (training.parameter_bytes(s.ft.model) + opt_bytes + s.transient_bytes) / 2**20,
                      "overhead_ms": 1e3 * statistics.median(s.overhead), "steps": len(s.times)})
     print(f"full step: measured {1e3 * full_time:.0f} ms; predicted {1e3 * costmodel.full_step_seconds(cal):.0f} ms "
           f"(measured backward), {1e3 * costmodel.full_step_seconds(cal, ideal=True):.0f} ms (ideal F/2F/F)")

@@ -53,12 +53,19 @@ class History:
         return float(pd.Series(times).median())
 
 
+def parameter_bytes(model: torch.nn.Module, trainable_only: bool = False) -> int:
+    """Bytes of the model's (distinct: tied weights count once) parameters, or of the trainable ones."""
+    return sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of the optimiser state actually allocated (AdamW: two moments per parameter it has stepped)."""
+    return sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
+
+
 def state_megabytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> float:
     """Weights + gradients of trainable weights + optimiser state actually allocated, in MiB (measured from tensors)."""
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    state = sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
-    return (weights + grads + state) / 2**20
+    return (parameter_bytes(model) + parameter_bytes(model, trainable_only=True) + optimizer_state_bytes(optimizer)) / 2**20
 
 
 @torch.no_grad()
