@@ -134,7 +134,7 @@ class Checkpointer:
         return steps_done % self.every == 0 or steps_done == total
 
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, steps_done: int, epoch: int,
-             batch_in_epoch: int, stage: int, epoch_rng: dict, history) -> Path:
+             batch_in_epoch: int, stage: int, epoch_rng: dict, history, hook_state: dict | None = None) -> Path:
         """Write one checkpoint atomically; returns its folder."""
         target = self.folder / f"{PREFIX}{steps_done:06d}"
         if target.exists():  # never overwrite what is already saved
@@ -146,7 +146,7 @@ class Checkpointer:
             save_model(model, str(tmp / "model.safetensors"))
             torch.save({"optimizer": optimizer.state_dict(), "rng": rng_state(), "epoch_rng": epoch_rng}, tmp / "state.pt")
             meta = {"format": FORMAT, "identity": self.identity, "plan": self.plan, "step": steps_done, "epoch": epoch,
-                    "batch_in_epoch": batch_in_epoch, "stage": stage,
+                    "batch_in_epoch": batch_in_epoch, "stage": stage, "hook_state": hook_state,
                     "history": {"steps": history.steps, "epochs": history.epochs}}
             (tmp / "meta.json").write_text(json.dumps(meta, default=list))
             tmp.rename(target)
@@ -175,6 +175,7 @@ class ResumeState:
     optimizer: dict
     history: dict = field(default_factory=dict)
     plan: dict = field(default_factory=dict)
+    hook_state: dict | None = None  # a stateful step hook's state (the HFT paper's redraw round)
 
 
 def latest_checkpoint(folder: str | Path, missing_ok: bool = False) -> Path | None:
@@ -217,7 +218,20 @@ def load_checkpoint(path: str | Path, ft: Finetuner, identity: dict, plan: dict)
         if "trainable_layers" in row:
             row["trainable_layers"] = tuple(row["trainable_layers"])
     return ResumeState(path, meta["step"], meta["epoch"], meta["batch_in_epoch"], meta["stage"], state["rng"],
-                       state["epoch_rng"], state["optimizer"], history, meta["plan"])
+                       state["epoch_rng"], state["optimizer"], history, meta["plan"], meta.get("hook_state"))
+
+
+def restore_hook(resume: ResumeState, step_hook) -> None:
+    """Put a stateful step hook (e.g. `HalfParameterRedraw`) back where the checkpoint left it, or refuse clearly."""
+    stateful = hasattr(step_hook, "load_state_dict")
+    if resume.hook_state is not None and not stateful:
+        raise CheckpointError(f"Checkpoint {resume.path} was saved with a stateful step_hook ({resume.hook_state.get('kind')}); "
+                              "pass the same step_hook to resume it exactly.")
+    if resume.hook_state is None and stateful:
+        raise CheckpointError(f"Checkpoint {resume.path} holds no state for step_hook {type(step_hook).__name__}, so the run "
+                              "cannot continue where it stopped; resume without that hook, or start afresh.")
+    if stateful:
+        step_hook.load_state_dict(resume.hook_state)
 
 
 def restore_optimizer(resume: ResumeState, optimizer: torch.optim.Optimizer, unfreezer, lr: float) -> None:

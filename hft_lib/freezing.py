@@ -13,8 +13,17 @@ gradient has to travel down through the frozen layers, so they build no autograd
 backward pass is skipped entirely (lower half: about 0.6x the step time of full fine-tuning on
 MiniLM, against about 0.96x with trainable embeddings, as the source text's code leaves them).
 Pass "frozen" or "trainable" to choose yourself. The head (pooler, final norm, classifier or LM
-head) is always trainable; for models whose LM head is tied to the input embeddings it follows
-the embeddings.
+head) is always trainable, except an LM head tied to the input embeddings (SmolLM2, GPT-2, OPT,
+Gemma): it is the embedding matrix, so it follows the embeddings, and `describe()` says so.
+
+Several layer stacks (T5's encoder and decoder): a named pattern or a function applies to each
+stack on its own (lower_half freezes the lower half of the encoder *and* of the decoder); a list of
+indices counts layers across stacks, bottom stack first, as `summary()` numbers them. To freeze
+within one stack only, pass `layers="encoder.block"`. A stack that applies one block's weights
+several times (ALBERT) has no "lower half": only 'full', 'head_only' or that block as a whole.
+
+On a model wrapped by peft (LoRA), the weights peft froze stay frozen; the pattern chooses among
+the rest (the adapters and `modules_to_save`).
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 from torch import nn
 
-from .layers import ModelParts, split_model
+from .layers import ModelParts, norm_parameter_names, split_model
 
 FreezePattern = str | Sequence[int] | Callable[[int, int], bool]
 PATTERNS = ("full", "head_only", "lower_half", "alternate")
@@ -64,12 +73,13 @@ class Finetuner:
         model: any PyTorch module with a stack of transformer layers.
         freeze_pattern: see the module docstring.
         embeddings: "auto", "frozen" or "trainable" (see the module docstring).
-        layers: the layer stack when it cannot be found automatically (dotted path or modules).
+        layers: the layer stack when it cannot be found automatically, or one stack of several (dotted path or modules).
         verbose: print one line saying what was frozen.
+        example_inputs: one batch's keyword arguments, to trace which parameters run where (default: built from the config).
     """
 
     def __init__(self, model: nn.Module, freeze_pattern: FreezePattern = "lower_half", embeddings: str = "auto",
-                 layers: str | nn.ModuleList | None = None, verbose: bool = True):
+                 layers: str | nn.ModuleList | None = None, verbose: bool = True, example_inputs: dict | None = None):
         if not isinstance(model, nn.Module):
             raise TypeError(f"Finetuner needs a torch.nn.Module, not {type(model).__name__}; load one with hft_lib.load_model(...).")
         if embeddings not in EMBEDDING_CHOICES:
@@ -78,33 +88,62 @@ class Finetuner:
         self.freeze_pattern = freeze_pattern
         self.embedding_choice = embeddings
         self.verbose = verbose
-        self.parts: ModelParts = split_model(model, layers)
+        self.parts: ModelParts = split_model(model, layers, example_inputs)
         self.layers: list[nn.Module] = [model.get_submodule(n) for n in self.parts.layer_names]
         self._params = dict(model.named_parameters())
-        frozen_layer_indices(freeze_pattern, self.n_layers)  # validate before touching the model
+        self.norm_parameters: set[str] = norm_parameter_names(model)  # no weight decay; the HFT paper's "norm" units
+        # peft froze the base model on purpose: those weights stay frozen whatever the pattern says
+        self._locked = {n for n, p in self._params.items() if not p.requires_grad} if hasattr(model, "peft_config") else set()
+        self.pattern_layers()  # validate before touching the model
         self.setup_layer_freezing()
 
     @property
     def n_layers(self) -> int:
         return len(self.layers)
 
+    def pattern_layers(self) -> list[int]:
+        """The layer indices the freeze pattern freezes: per stack for names and functions, across stacks for lists."""
+        pattern, parts = self.freeze_pattern, self.parts
+        if isinstance(pattern, str) or callable(pattern):
+            frozen = [r[i] for r in parts.stack_ranges() for i in frozen_layer_indices(pattern, len(r))]
+        else:
+            frozen = frozen_layer_indices(pattern, self.n_layers)
+        if parts.shared and (pattern in ("lower_half", "alternate") or 0 < len(frozen) < self.n_layers):
+            stack, runs = next(iter(parts.shared.items()))
+            raise ValueError(
+                f"{type(self.model).__name__} applies the same {self.n_layers} block(s) of {stack} {runs} times (shared weights), "
+                f"so {self.pattern_name!r} cannot freeze some applications and not others; use 'full', 'head_only' or [0].")
+        if not frozen and pattern != "full" and isinstance(pattern, str):
+            raise ValueError(f"{pattern!r} freezes no layer of a {self.n_layers}-layer stack, which would be full fine-tuning "
+                             "under another name; use 'full', or a model with more layers.")
+        return frozen
+
     def setup_layer_freezing(self) -> None:
         """Apply the freeze pattern: frozen parameters get requires_grad=False, all others True."""
-        frozen = frozen_layer_indices(self.freeze_pattern, self.n_layers)
-        for param in self._params.values():
-            param.requires_grad_(True)
-        self.freeze_layers(frozen)
+        frozen = self.pattern_layers()
+        off = {name for i in frozen for name in self.parts.layers[i]} | self._locked
         if self.embedding_choice == "frozen" or (self.embedding_choice == "auto" and 0 in frozen):
-            self.set_embeddings_trainable(False)
+            off |= set(self.parts.embeddings)
+        if off >= self._params.keys():  # checked before the model is touched
+            fix = ("its LM head is tied to the frozen embeddings, so pass embeddings='trainable' to train it"
+                   if self.parts.tied else "choose a pattern that keeps some layers trainable")
+            raise ValueError(f"freeze_pattern={self.pattern_name!r} leaves nothing trainable in {type(self.model).__name__}: {fix}.")
+        for name, param in self._params.items():
+            param.requires_grad_(name not in off)
         if self.verbose:
             print(self.describe())
 
     def describe(self) -> str:
-        """One line: pattern, frozen layers, embeddings, trainable share."""
+        """One line: pattern, frozen layers, embeddings, trainable share (and stacks, a tied LM head, when there are)."""
         frozen = self.frozen_layers
         emb = "trainable" if self.embeddings_trainable else "frozen"
         why = f" ({self.embedding_choice})" if self.embedding_choice != "auto" else " (auto: frozen iff layer 0 is)"
-        return (f"{self.pattern_name}: frozen layers {frozen or 'none'} of {self.n_layers}; embeddings {emb}{why}; "
+        stacks = ""
+        if len(self.parts.stacks) > 1:
+            stacks = " (" + " + ".join(f"{path} {r.start}-{r.stop - 1}" for (path, _), r in
+                                       zip(self.parts.stacks, self.parts.stack_ranges())) + ", pattern per stack)"
+        tied = f"; LM head tied to the embeddings ({emb} with them)" if self.parts.tied else ""
+        return (f"{self.pattern_name}: frozen layers {frozen or 'none'} of {self.n_layers}{stacks}; embeddings {emb}{why}{tied}; "
                 f"trainable {self.trainable_parameter_count():,} of {self.total_parameter_count():,} parameters "
                 f"({100 * self.trainable_share():.1f}%)")
 
@@ -116,7 +155,7 @@ class Finetuner:
     # -- verbs -----------------------------------------------------------------------------
     def _set(self, names: list[str], trainable: bool) -> None:
         for name in names:
-            self._params[name].requires_grad_(trainable)
+            self._params[name].requires_grad_(trainable and name not in self._locked)
 
     def freeze_layers(self, indices: Sequence[int]) -> None:
         """Freeze these layers (requires_grad=False)."""
@@ -176,6 +215,10 @@ class Finetuner:
             table.append({"part": part, "state": state, "parameters": total, "trainable": trainable})
         frame = pd.DataFrame(table).set_index("part")
         frame["trainable %"] = (100 * frame["trainable"] / frame["parameters"].clip(lower=1)).round(1)
+        if self.parts.tied or len(self.parts.stacks) > 1:  # only then: other models' tables stay as they were
+            notes = {"embeddings": "includes the tied LM head" if self.parts.tied else ""}
+            notes.update({f"layer {i}": path for (path, _), r in zip(self.parts.stacks, self.parts.stack_ranges()) for i in r})
+            frame["note"] = [notes.get(part, "") for part in frame.index]
         return frame
 
     def __repr__(self) -> str:

@@ -14,9 +14,9 @@ backward pass itself.
 How "half" is counted (our reading of the paper, made exact): within each layer, a category with
 n matrices freezes n // 2 of them; when n is odd (LLaMA's gate/up/down: 3) one more is frozen in
 a random half of the layers, so model-wide exactly half of that category is frozen (2 or 1 of 3
-per layer). A bias travels with its weight. Categories come from module names: anything with
-"norm" (or GPT-2's `ln_*`) is a norm, anything under "attn"/"attention" is attention, the rest of
-the layer is feed-forward.
+per layer). A bias travels with its weight. Norms are found by module type (`layers.is_norm`:
+LayerNorm, RMSNorm and the families' own norm classes, whatever they are called); anything else
+under "attn"/"attention" is attention, the rest of the layer is feed-forward.
 
 Re-drawing and the optimiser: build the optimiser once over every parameter that can ever be
 trainable (`HalfParameterRedraw.build_optimizer`). The training loop sets gradients to None after
@@ -37,13 +37,12 @@ from .freezing import Finetuner
 from .optim import build_optimizer
 
 CATEGORIES = ("attention", "ffn", "norm")
-_NORM = re.compile(r"norm|(^|\.)ln(_|f|\d|$)", re.IGNORECASE)
 _ATTENTION = re.compile(r"attn|attention", re.IGNORECASE)
 
 
-def module_category(module_path: str) -> str:
-    """"attention", "ffn" or "norm" for a module inside a transformer layer (by its name)."""
-    if _NORM.search(module_path):
+def module_category(module_path: str, is_norm: bool = False) -> str:
+    """"attention", "ffn" or "norm" for a module inside a transformer layer (norms by type, the rest by name)."""
+    if is_norm:
         return "norm"
     if _ATTENTION.search(module_path):
         return "attention"
@@ -59,7 +58,7 @@ def layer_units(ft: Finetuner) -> list[dict[str, list[list[str]]]]:
             units.setdefault(name.rsplit(".", 1)[0], []).append(name)
         by_cat: dict[str, list[list[str]]] = {c: [] for c in CATEGORIES}
         for module, params in units.items():
-            by_cat[module_category(module)].append(params)
+            by_cat[module_category(module, params[0] in ft.norm_parameters)].append(params)
         out.append(by_cat)
     return out
 
@@ -81,8 +80,7 @@ def draw_frozen(ft: Finetuner, seed: int) -> list[str]:
 
 
 def _apply(ft: Finetuner, frozen: list[str]) -> None:
-    for param in ft._params.values():
-        param.requires_grad_(True)  # embeddings, head and the drawn half stay trainable
+    ft._set(list(ft._params), True)  # embeddings, head and the drawn half stay trainable (peft-frozen weights stay frozen)
     ft._set(frozen, False)
 
 
@@ -129,6 +127,20 @@ class HalfParameterRedraw:
         """Step hook for `fit`: redraw after every `every` optimiser steps."""
         if self.every and (step + 1) % self.every == 0:
             self.redraw()
+
+    def state_dict(self) -> dict:
+        """What a checkpoint needs to continue the redraws exactly: the round in force (and the settings it came from)."""
+        return {"kind": "HalfParameterRedraw", "seed": self.seed, "every": self.every, "round": self.round}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a checkpoint's round: re-apply that round's draw (the same seed and `every` are required)."""
+        if (state.get("seed"), state.get("every")) != (self.seed, self.every):
+            raise ValueError(f"The checkpoint's HFT redraw used seed={state.get('seed')}, every={state.get('every')}, not "
+                             f"seed={self.seed}, every={self.every}; resume with the same HalfParameterRedraw settings.")
+        self.round = int(state["round"])
+        self.rounds = [draw_frozen(self.ft, self.seed + r) for r in range(self.round + 1)]
+        self.frozen = self.rounds[-1]
+        _apply(self.ft, self.frozen)
 
     def build_optimizer(self, lr: float, weight_decay: float = 0.01, decay: float | None = None) -> torch.optim.AdamW:
         """AdamW over every parameter any round can train (frozen-now ones are skipped: their grad is None)."""

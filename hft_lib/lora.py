@@ -15,7 +15,7 @@ import warnings
 from torch import nn
 
 from .freezing import Finetuner
-from .layers import split_model
+from .layers import norm_parameter_names, split_model
 
 LORA_LR_FACTOR = 10  # LoRA's zero-initialised adapters need a larger step than full fine-tuning
 # (query, value) projections per family: BERT/RoBERTa, LLaMA/Mistral/Qwen, DistilBERT, GPT-2 (fused qkv), T5
@@ -43,8 +43,8 @@ def is_classifier(model: nn.Module) -> bool:
 
 def head_modules(model: nn.Module) -> list[str]:
     """Module paths of a classification model's head (pooler, classifier), trained in full next to LoRA."""
-    parts = split_model(model)
-    return sorted({name.rsplit(".", 1)[0] for name in parts.head if "norm" not in name.lower()})
+    parts, norms = split_model(model), norm_parameter_names(model)
+    return sorted({name.rsplit(".", 1)[0] for name in parts.head if name not in norms})
 
 
 def apply_lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.0, target_modules: list[str] | None = None,

@@ -23,12 +23,17 @@ def layer_lr(ft: Finetuner, part: str | int, lr: float, decay: float | None) -> 
         return lr
     if lr <= 0 or decay < 1:
         raise ValueError("Discriminative learning rates need lr > 0 and a decay >= 1 (ULMFiT uses 2.6).")
-    depth = {"head": 0, "embeddings": ft.n_layers + 1}.get(part) if isinstance(part, str) else ft.n_layers - part
+    stacks = ft.parts.stack_ranges()  # depth counts within a layer's own stack (T5: encoder and decoder alike)
+    if isinstance(part, str):
+        depth = {"head": 0, "embeddings": max(len(r) for r in stacks) + 1}[part]
+    else:
+        depth = next(r.stop - part for r in stacks if part in r)
     return lr / decay**depth
 
 
-def _no_decay(name: str) -> bool:
-    return name.endswith("bias") or "norm" in name.lower()
+def _no_decay(ft: Finetuner, name: str) -> bool:
+    """Biases and norm weights (norms found by module type, so GPT-2's `ln_1` and BLOOM's `ln_*` count) get no decay."""
+    return name.endswith("bias") or name in ft.norm_parameters
 
 
 def param_groups(ft: Finetuner, parts: list[str | int], lr: float, weight_decay: float, decay: float | None) -> list[dict]:
@@ -37,7 +42,7 @@ def param_groups(ft: Finetuner, parts: list[str | int], lr: float, weight_decay:
     for part in parts:
         names = {"embeddings": ft.parts.embeddings, "head": ft.parts.head}.get(part) if isinstance(part, str) else ft.parts.layers[part]
         trainable = [n for n in names if ft._params[n].requires_grad]
-        for wd, keep in ((weight_decay, lambda n: not _no_decay(n)), (0.0, _no_decay)):
+        for wd, keep in ((weight_decay, lambda n: not _no_decay(ft, n)), (0.0, lambda n: _no_decay(ft, n))):
             params = [ft._params[n] for n in trainable if keep(n)]
             if params:
                 rate = layer_lr(ft, part, lr, decay)
@@ -114,5 +119,7 @@ def make_schedule(name: str, total_steps: int) -> Callable[[int], float]:
 
 
 def apply_schedule(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    """Set every group's rate to its `base_lr` x factor; a group without one (a user's optimizer) keeps its first rate as base."""
     for group in optimizer.param_groups:
-        group["lr"] = group.get("base_lr", group["lr"]) * factor
+        group.setdefault("base_lr", group["lr"])
+        group["lr"] = group["base_lr"] * factor

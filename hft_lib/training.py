@@ -17,7 +17,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint import Checkpointer, EpochBatches, load_checkpoint, model_identity, restore_optimizer, training_plan
+from .checkpoint import (Checkpointer, EpochBatches, load_checkpoint, model_identity, restore_hook, restore_optimizer,
+                         training_plan)
 from .config import get_device, set_seed
 from .freezing import Finetuner
 from .optim import apply_schedule, build_optimizer, make_schedule
@@ -107,7 +108,8 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
         unfreeze: a gradual-unfreezing schedule; training then starts with only the head trainable.
         max_steps: stop after this many optimiser steps (the schedule spans them).
         amp: bfloat16 autocast on CUDA (ignored on CPU).
-        step_hook: optional callable(step, model) run after each optimiser step (e.g. HFT redraws).
+        step_hook: optional callable(step, model) run after each optimiser step (e.g. HFT redraws); if it has
+            `state_dict`/`load_state_dict`, checkpoints save its state and resuming restores it.
         checkpoint_dir: save a checkpoint there every `checkpoint_every` steps (default: every epoch) and at the end.
         resume_from: a checkpoint (or a folder of them: the newest is used) of this model and run to continue from.
         model_name: recorded in checkpoints, so that resuming with another model is a clear error.
@@ -149,6 +151,7 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
     resume = load_checkpoint(resume_from, ft, identity, plan) if resume_from else None
     if resume:
         restore_optimizer(resume, optimizer, unfreezer, lr)
+        restore_hook(resume, step_hook)
         history, step = History(resume.history["steps"], resume.history["epochs"]), resume.step
     saver = None
     if checkpoint_dir is not None and (dist is None or dist.is_main):
@@ -197,7 +200,8 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
             if saver and saver.due(step, int(total)):
                 saver.save(model, optimizer, steps_done=step, epoch=epoch, batch_in_epoch=len(losses),
-                           stage=unfreezer.stage if unfreezer else 0, epoch_rng=batches.start_rng, history=history)
+                           stage=unfreezer.stage if unfreezer else 0, epoch_rng=batches.start_rng, history=history,
+                           hook_state=step_hook.state_dict() if hasattr(step_hook, "state_dict") else None)
         row = {"epoch": epoch, "train_loss": sum(losses) / max(len(losses), 1), "time_s": time.perf_counter() - epoch_start,
                "steps": len(losses), "trainable_layers": tuple(ft.trainable_layers),
                "trainable_params": ft.trainable_parameter_count()}

@@ -63,14 +63,16 @@ class GradualUnfreezer:
                  decay: float | None = None):
         self.ft, self.schedule = ft, schedule
         self.lr, self.weight_decay, self.decay = lr, weight_decay, decay
-        self.plan = schedule.stages(ft.n_layers)
+        # several stacks (T5): stage k unfreezes the k-th group of every stack at once
+        per_stack = [[[r[i] for i in group] for group in schedule.stages(len(r))] for r in ft.parts.stack_ranges()]
+        self.plan = [sum((s[k] for s in per_stack if k < len(s)), []) for k in range(max(len(s) for s in per_stack))]
         self.stage = 0
         ft.freeze_layers(range(ft.n_layers))
         ft.set_embeddings_trainable(False)
 
     def update(self, optimizer: torch.optim.Optimizer, step: int, epoch: int) -> list[int]:
         """Advance to the stage due at (step, epoch); returns the layers unfrozen now (often none)."""
-        target = self.schedule.stage_at(step, epoch, self.ft.n_layers)
+        target = min(self.schedule.stage_at(step, epoch, self.ft.n_layers), len(self.plan))
         newly: list[int] = []
         while self.stage < target:
             layers = self.plan[self.stage]

@@ -37,8 +37,17 @@ def test_static_draw_on_bert_counts_and_biases_travel_with_weights():
     assert all(c == {"attention": (2, 4), "ffn": (1, 2), "norm": (1, 2)} for c in frozen_counts(ft))
     assert all((n.replace(".bias", ".weight") in frozen) == (n in frozen) for n in frozen if n.endswith(".bias"))
     assert all(v == "2/4" for v in mask_table(ft)["attention"])
-    assert module_category("bert.encoder.layer.0.attention.output.LayerNorm") == "norm"
-    assert module_category("transformer.h.0.ln_1") == "norm"
+    assert module_category("bert.encoder.layer.0.attention.output.LayerNorm", is_norm=True) == "norm"
+    assert module_category("bert.encoder.layer.0.attention.output.dense") == "attention"
+
+
+def test_norms_are_found_by_module_type_not_name():
+    """GPT-2's `ln_1`/`ln_2` are nn.LayerNorm: the paper's norm units, whatever the name says."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_layer=2, n_embd=16, n_head=2, bos_token_id=0, eos_token_id=0))
+    units = layer_units(Finetuner(model, "full", verbose=False))[0]
+    assert [u[0].rsplit(".", 2)[1] for u in units["norm"]] == ["ln_1", "ln_2"]
+    assert all(".attn." in u[0] for u in units["attention"]) and all(".mlp." in u[0] for u in units["ffn"])
 
 
 def test_draws_differ_between_seeds():

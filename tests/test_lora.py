@@ -48,3 +48,17 @@ def test_bad_rank_and_double_wrapping_are_clear_errors():
     wrapped = apply_lora(tiny_bert())
     with pytest.raises(ValueError, match="already has LoRA adapters"):
         apply_lora(wrapped)
+
+
+def test_finetuner_on_a_peft_model_keeps_the_base_frozen():
+    """Old code set every parameter trainable before applying the pattern, un-freezing the whole base model."""
+    from hft_lib import Finetuner
+
+    peft_model = apply_lora(tiny_llama())
+    adapters = {n for n, p in peft_model.named_parameters() if p.requires_grad}
+    ft = Finetuner(peft_model, "lower_half", verbose=False)
+    trainable = set(ft.named_trainable_parameters())
+    assert trainable and trainable < adapters  # only adapters, and only those of the upper half
+    assert all(".layers.2." in n or ".layers.3." in n for n in trainable)
+    ft.unfreeze_layers(range(ft.n_layers))
+    assert set(ft.named_trainable_parameters()) == adapters

@@ -115,3 +115,55 @@ def test_resuming_into_the_same_folder_keeps_checkpointing(tmp_path):
         run(checkpoint_dir=tmp_path, checkpoint_every=3, step_hook=crash_at(7))
     run(checkpoint_dir=tmp_path, checkpoint_every=3, resume_from=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step-000015", "step-000018"]  # the newest two are kept
+
+
+def test_hft_paper_redraw_resumes_in_the_round_it_stopped():
+    """Old code restarted the redraw from round 0 on resume: a different mask, so different weights."""
+    from hft_lib.hft_paper import HalfParameterRedraw
+
+    def hft_run(tmp, crash=None, resume=False):
+        ft = Finetuner(tiny_bert(), "full", verbose=False)
+        redraw = HalfParameterRedraw(ft, seed=1, every=2)
+        hooks = [redraw] + ([crash_at(crash)] if crash is not None else [])
+
+        def hook(step, model):
+            for h in hooks:
+                h(step, model)
+
+        hook.state_dict, hook.load_state_dict = redraw.state_dict, redraw.load_state_dict
+        fit(ft, shuffled_loader(), epochs=2, lr=1e-2, progress=False, device="cpu", optimizer=redraw.build_optimizer(1e-2),
+            step_hook=hook, checkpoint_dir=tmp, checkpoint_every=3, resume_from=tmp if resume else None)
+        return ft, redraw
+
+    import tempfile
+    with tempfile.TemporaryDirectory() as ref_dir, tempfile.TemporaryDirectory() as crash_dir:
+        reference, ref_redraw = hft_run(ref_dir)
+        with pytest.raises(Crash):
+            hft_run(crash_dir, crash=7)
+        resumed, redraw = hft_run(crash_dir, resume=True)
+    assert redraw.round == ref_redraw.round == 6
+    expected, got = weights(reference), weights(resumed)
+    assert all(torch.equal(expected[k], got[k]) for k in expected), "resumed HFT weights differ from the uninterrupted run"
+
+
+def test_resuming_without_the_stateful_hook_it_was_saved_with_is_a_clear_error(tmp_path):
+    from hft_lib.hft_paper import HalfParameterRedraw
+
+    def train(step_hook, **kwargs):
+        ft = Finetuner(tiny_bert(), "full", verbose=False)
+        redraw = HalfParameterRedraw(ft, seed=1, every=2)
+        fit(ft, shuffled_loader(), epochs=1, lr=1e-2, progress=False, device="cpu", optimizer=redraw.build_optimizer(1e-2),
+            step_hook=step_hook(redraw), **kwargs)
+
+    def redraw_then_crash(redraw):
+        def hook(step, model):
+            redraw(step, model)
+            crash_at(4)(step, model)
+
+        hook.state_dict = redraw.state_dict
+        return hook
+
+    with pytest.raises(Crash):
+        train(redraw_then_crash, checkpoint_dir=tmp_path, checkpoint_every=3)
+    with pytest.raises(CheckpointError, match="saved with a stateful step_hook \\(HalfParameterRedraw\\); pass the same step_hook"):
+        train(lambda redraw: None, resume_from=tmp_path)

@@ -57,3 +57,28 @@ def test_task_splits_are_deterministic_and_nested():
     assert sum(len(s) for s in full.values()) == 5382
     assert set(full["train"]["text"]).isdisjoint(full["test"]["text"])
     assert 0.2 < majority_baseline(full) < 0.25
+
+
+def test_a_users_own_optimizer_follows_the_schedule_without_decaying_to_zero():
+    """Old code multiplied group['lr'] by the factor every step when the group had no base_lr: the rate shrank to 0."""
+    from hft_lib.optim import linear_warmup_decay
+
+    ft = Finetuner(tiny_bert(), "full", verbose=False)
+    optimizer = torch.optim.SGD(ft.trainable_parameters(), lr=0.1)
+    history = fit(ft, tiny_batches(6), epochs=1, optimizer=optimizer, schedule="linear", progress=False, device="cpu")
+    factor = linear_warmup_decay(6)
+    assert [s["lr"] for s in history.steps] == pytest.approx([0.1 * factor(i) for i in range(6)])
+
+
+def test_norms_get_no_weight_decay_whatever_they_are_called():
+    """GPT-2's ln_1 / ln_2 / ln_f have no "norm" in their names; old code decayed them."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from hft_lib import build_optimizer
+
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=50, n_layer=2, n_embd=16, n_head=2, bos_token_id=0, eos_token_id=0))
+    ft = Finetuner(model, "full", verbose=False)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed = {names[id(p)] for g in build_optimizer(ft, 1e-3, weight_decay=0.1).param_groups if g["weight_decay"] for p in g["params"]}
+    assert decayed and not any(".ln_" in n or n.endswith("bias") for n in decayed)
+    assert "transformer.h.0.mlp.c_fc.weight" in decayed
