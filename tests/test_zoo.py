@@ -6,8 +6,8 @@ Invariants, per model:
 2. the head trains, or it is an LM head tied to the embeddings and `describe()` / `summary()` say so;
 3. with `lower_half`, nothing that runs after the first trainable layer is frozen unless the pattern froze it
    (a frozen layer of another stack, or embeddings that are also read before it: a tied head, T5's shared table);
-4. with `lower_half` and embeddings "auto", no module that runs before the first trainable layer produces a tensor
-   that requires grad: the backward pass stops there (checked with module hooks, not with the library's tracer);
+4. with `lower_half` and embeddings "auto", no frozen module that runs before the first trainable layer produces a
+   tensor that requires grad: the backward pass stops there (checked with module hooks, not with the library's tracer);
 5. a stack that applies shared weights several times (ALBERT) refuses `lower_half` / `alternate` with a clear error;
 and for every pattern, one optimiser step leaves frozen weights bit-identical and moves some trainable ones.
 """
@@ -83,8 +83,9 @@ def _check_backward_stops(ft: Finetuner, inputs: dict) -> None:
             for n in own:
                 uses.setdefault(n, []).append(clock[0])
 
-        def post(_m, _a, out, name=name):
-            if start[0] is None and any(t.requires_grad for t in _tensors(out)):
+        def post(module, _a, out, name=name):
+            frozen = not any(p.requires_grad for p in module.parameters(recurse=False))
+            if start[0] is None and frozen and any(t.requires_grad for t in _tensors(out)):
                 leaks.append(name)
 
         handles += [module.register_forward_pre_hook(pre), module.register_forward_hook(post)]
