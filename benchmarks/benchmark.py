@@ -49,7 +49,7 @@ class Strategy:
     flags: list[bool]  # requires_grad of every parameter, re-applied before each turn (models are shared)
     optimizer: torch.optim.Optimizer
     calibration: costmodel.Calibration
-    step_hook: object = None
+    callbacks: list = field(default_factory=list)
     times: list[float] = field(default_factory=list)
     overhead: list[float] = field(default_factory=list)
     transient_bytes: int = 0
@@ -61,8 +61,8 @@ class Strategy:
     def run(self, batches: list[dict], device: str, keep: bool = True) -> None:
         self.apply()
         start = CLOCK()
-        history = hft.fit(self.ft, batches, epochs=1, lr=LR, optimizer=self.optimizer, device=device, seed=None,
-                          progress=False, step_hook=self.step_hook)
+        history = hft.fit(self.ft, batches, epochs=1, lr=LR, optimizer=self.optimizer, callbacks=self.callbacks,
+                          progress=False, config=hft.FitConfig(device=device, seed=None))
         wall = CLOCK() - start
         steps = [s["time_s"] for s in history.steps]
         if keep:

@@ -2,26 +2,36 @@
 
 from .assets import AssetError, fetch
 from .caching import FrozenPrefixCache
-from .checkpoint import CheckpointError, latest_checkpoint
+from .callbacks import BudgetRecorder, Callback, LambdaCallback, Run
+from .checkpoint import CheckpointError, Checkpointing, latest_checkpoint
 from .config import Profile, get_device, get_profile, set_seed
 from .data import label_names, load_task, majority_baseline, make_loader
-from .experiments import STRATEGIES, run_classification
+from .experiments import run_classification
 from .freezing import Finetuner, frozen_layer_indices
 from .hf_trainer import FreezingCallback
 from .hft_paper import HalfParameterRedraw, apply_hft_paper
 from .layers import find_layer_stack, split_model
-from .lm import LM_STRATEGIES, compare_lm, prepare_lm, run_lm
+from .lm import compare_lm, prepare_lm, run_lm
 from .lora import apply_lora
 from .memory import enable_gradient_checkpointing
 from .models import load_model
 from .optim import build_optimizer, linear_warmup_decay, slanted_triangular
-from .training import History, TrainingDiverged, evaluate, fit
-from .unfreezing import GradualUnfreezer, UnfreezeSchedule
+from .strategies import DECODER_STRATEGIES, STRATEGIES, get_strategy
+from .training import FitConfig, History, TrainingDiverged, evaluate, fit
+from .unfreezing import GradualUnfreezer, GradualUnfreezing, UnfreezeSchedule
 
 __version__ = "0.1.0"
 __all__ = [
-    "LM_STRATEGIES",
+    "DECODER_STRATEGIES",
     "STRATEGIES",
+    "BudgetRecorder",
+    "Callback",
+    "Checkpointing",
+    "FitConfig",
+    "GradualUnfreezing",
+    "LambdaCallback",
+    "Run",
+    "get_strategy",
     "AssetError",
     "CheckpointError",
     "Finetuner",

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_model, save_model
 
+from .callbacks import Callback, Run
 from .freezing import Finetuner
 
 FORMAT = 1
@@ -134,7 +135,7 @@ class Checkpointer:
         return steps_done % self.every == 0 or steps_done == total
 
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, steps_done: int, epoch: int,
-             batch_in_epoch: int, stage: int, epoch_rng: dict, history, hook_state: dict | None = None) -> Path:
+             batch_in_epoch: int, stage: int, epoch_rng: dict, history, callback_states: dict | None = None) -> Path:
         """Write one checkpoint atomically; returns its folder."""
         target = self.folder / f"{PREFIX}{steps_done:06d}"
         if target.exists():  # never overwrite what is already saved
@@ -146,7 +147,7 @@ class Checkpointer:
             save_model(model, str(tmp / "model.safetensors"))
             torch.save({"optimizer": optimizer.state_dict(), "rng": rng_state(), "epoch_rng": epoch_rng}, tmp / "state.pt")
             meta = {"format": FORMAT, "identity": self.identity, "plan": self.plan, "step": steps_done, "epoch": epoch,
-                    "batch_in_epoch": batch_in_epoch, "stage": stage, "hook_state": hook_state,
+                    "batch_in_epoch": batch_in_epoch, "stage": stage, "callbacks": callback_states or {},
                     "history": {"steps": history.steps, "epochs": history.epochs}}
             (tmp / "meta.json").write_text(json.dumps(meta, default=list))
             tmp.rename(target)
@@ -175,7 +176,7 @@ class ResumeState:
     optimizer: dict
     history: dict = field(default_factory=dict)
     plan: dict = field(default_factory=dict)
-    hook_state: dict | None = None  # a stateful step hook's state (the HFT paper's redraw round)
+    callback_states: dict = field(default_factory=dict)  # stateful callbacks' states (the HFT paper's redraw round)
 
 
 def latest_checkpoint(folder: str | Path, missing_ok: bool = False) -> Path | None:
@@ -218,20 +219,27 @@ def load_checkpoint(path: str | Path, ft: Finetuner, identity: dict, plan: dict)
         if "trainable_layers" in row:
             row["trainable_layers"] = tuple(row["trainable_layers"])
     return ResumeState(path, meta["step"], meta["epoch"], meta["batch_in_epoch"], meta["stage"], state["rng"],
-                       state["epoch_rng"], state["optimizer"], history, meta["plan"], meta.get("hook_state"))
+                       state["epoch_rng"], state["optimizer"], history, meta["plan"], meta.get("callbacks", {}))
 
 
-def restore_hook(resume: ResumeState, step_hook) -> None:
-    """Put a stateful step hook (e.g. `HalfParameterRedraw`) back where the checkpoint left it, or refuse clearly."""
-    stateful = hasattr(step_hook, "load_state_dict")
-    if resume.hook_state is not None and not stateful:
-        raise CheckpointError(f"Checkpoint {resume.path} was saved with a stateful step_hook ({resume.hook_state.get('kind')}); "
-                              "pass the same step_hook to resume it exactly.")
-    if resume.hook_state is None and stateful:
-        raise CheckpointError(f"Checkpoint {resume.path} holds no state for step_hook {type(step_hook).__name__}, so the run "
-                              "cannot continue where it stopped; resume without that hook, or start afresh.")
-    if stateful:
-        step_hook.load_state_dict(resume.hook_state)
+def callback_states(callbacks: list) -> dict[str, dict]:
+    """{"<position>:<class>": state} of the callbacks that have state."""
+    return {f"{i}:{type(c).__name__}": c.state_dict() for i, c in enumerate(callbacks) if c.state_dict() is not None}
+
+
+def restore_callbacks(resume: ResumeState, callbacks: list) -> None:
+    """Give every stateful callback its saved state back, or refuse clearly when the callbacks differ."""
+    now = {f"{i}:{type(c).__name__}": c for i, c in enumerate(callbacks) if c.state_dict() is not None}
+    missing = [k.split(":", 1)[1] for k in resume.callback_states if k not in now]
+    if missing:
+        raise CheckpointError(f"Checkpoint {resume.path} was saved with a stateful callback ({', '.join(missing)}); "
+                              "pass the same callbacks to resume it exactly.")
+    unsaved = [type(c).__name__ for k, c in now.items() if k not in resume.callback_states]
+    if unsaved:
+        raise CheckpointError(f"Checkpoint {resume.path} holds no state for callback {', '.join(unsaved)}, so the run cannot "
+                              "continue where it stopped; resume without it, or start afresh.")
+    for key, callback in now.items():
+        callback.load_state_dict(resume.callback_states[key])
 
 
 def restore_optimizer(resume: ResumeState, optimizer: torch.optim.Optimizer, unfreezer, lr: float) -> None:
@@ -252,3 +260,58 @@ def restore_optimizer(resume: ResumeState, optimizer: torch.optim.Optimizer, unf
     if saved_lr and lr != saved_lr:  # e.g. resuming after a divergence with a lower rate: scale every group
         for group in optimizer.param_groups:
             group["base_lr"] = group.get("base_lr", group["lr"]) * lr / saved_lr
+
+
+class Checkpointing(Callback):
+    """`fit` callback: save a checkpoint every `every` steps (default: every epoch) into `folder`, and/or resume.
+
+    Args:
+        folder: where to save (None: do not save, e.g. only resume).
+        every: optimiser steps between checkpoints (default: one epoch); the last step is always saved.
+        resume_from: a checkpoint, or a folder of them (the newest is used), of this model and run.
+        model_name: recorded in checkpoints, so that resuming with another model is a clear error.
+    """
+
+    order = 100  # after every other callback: a checkpoint holds what they did in the same step
+
+    def __init__(self, folder: str | Path | None = None, every: int | None = None, resume_from: str | Path | None = None,
+                 model_name: str | None = None, keep: int = 2):
+        if every is not None and (not isinstance(every, int) or isinstance(every, bool) or every < 1):
+            raise ValueError(f"Checkpointing(every=...) must be a whole number of steps of at least 1, not {every!r}.")
+        if every is not None and folder is None:
+            raise ValueError("Checkpointing(every=...) needs a folder to save the checkpoints in: Checkpointing(folder, every).")
+        self.folder, self.every, self.resume_from, self.model_name, self.keep = folder, every, resume_from, model_name, keep
+        self.saver: Checkpointer | None = None
+        self.total = 0
+
+    @property
+    def last(self) -> Path | None:
+        return self.saver.last if self.saver else None
+
+    def on_optimizer(self, run: Run) -> None:
+        from . import distributed
+        from .training import History
+
+        identity = model_identity(run.model, self.model_name)
+        plan = training_plan(run.ft, **run.extra["plan"], unfreeze=run.extra.get("unfreeze"))
+        self.total = plan["total_steps"]
+        if self.resume_from is not None:
+            resume = load_checkpoint(self.resume_from, run.ft, identity, plan)
+            unfreezer = next((c for c in run.callbacks if hasattr(c, "unfreezer")), None)
+            restore_optimizer(resume, run.optimizer, unfreezer.unfreezer if unfreezer else None, run.lr)
+            restore_callbacks(resume, run.callbacks)
+            run.resume, run.step = resume, resume.step
+            run.history = History(resume.history["steps"], resume.history["epochs"])
+        dist = distributed.current()
+        if self.folder is not None and (dist is None or dist.is_main):
+            self.saver = Checkpointer(self.folder, self.every or plan["batches_per_epoch"], identity, plan, self.keep,
+                                      resumed_from=run.resume.path if run.resume else None)
+
+    def on_step_end(self, run: Run) -> None:
+        done = run.step + 1
+        if self.saver and self.saver.due(done, self.total):
+            gradual = next((c for c in run.callbacks if hasattr(c, "unfreezer")), None)
+            self.saver.save(run.model, run.optimizer, steps_done=done, epoch=run.epoch,
+                            batch_in_epoch=run.extra["batch_in_epoch"], stage=gradual.stage if gradual else 0,
+                            epoch_rng=run.extra["epoch_rng"], history=run.history,
+                            callback_states=callback_states([c for c in run.callbacks if c is not self]))

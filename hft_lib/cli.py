@@ -102,7 +102,7 @@ def check_names(model: str, task: str) -> None:
 def compare(args: argparse.Namespace) -> int:
     from .config import get_device, get_profile
     from .distributed import current as distributed_context
-    from .experiments import check_strategies
+    from .strategies import check_strategies
 
     names = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if args.kind == "causal_lm" or (args.kind is None and args.model in DECODERS):
@@ -131,19 +131,18 @@ def compare(args: argparse.Namespace) -> int:
 
 def train_and_report(args, strategies, profile, out, dist, run_name, resume) -> int:
     """Train every strategy (all processes), then save the table and plot (rank 0 only)."""
+    from .checkpoint import Checkpointing
     from .experiments import run_classification
 
     main_process = dist is None or dist.is_main
     rows = []
     for strategy in strategies:
-        options = {"device": args.device, "model_name": run_name}
-        if args.checkpoint_every:
-            options.update(checkpoint_dir=out / "checkpoints" / strategy, checkpoint_every=args.checkpoint_every)
-        if strategy in resume:
-            options["resume_from"] = resume[strategy]
-            if main_process:
-                print(f"{strategy}: resuming from {resume[strategy]}")
-        rows.append(run_classification(strategy, args.model, args.task, profile, seed=args.seed, fit_options=options))
+        saving = out / "checkpoints" / strategy if args.checkpoint_every else None
+        checkpoints = Checkpointing(saving, args.checkpoint_every, resume.get(strategy), model_name=run_name)
+        if strategy in resume and main_process:
+            print(f"{strategy}: resuming from {resume[strategy]}")
+        rows.append(run_classification(strategy, args.model, args.task, profile, seed=args.seed, device=args.device,
+                                       callbacks=[checkpoints]))
     if not main_process:
         return 0
     frame = pd.DataFrame(rows)
@@ -159,11 +158,10 @@ def train_and_report(args, strategies, profile, out, dist, run_name, resume) -> 
 def compare_decoder(args: argparse.Namespace, strategies: list[str]) -> int:
     """`hft compare` for a decoder LLM: the task as a prompt, forgetting as news perplexity change (see hft_lib.lm)."""
     from .config import get_device, get_profile
-    from .lm import LM_STRATEGIES, prepare_lm, run_lm, save_lm_plot
+    from .lm import prepare_lm, run_lm, save_lm_plot
+    from .strategies import check_strategies
 
-    bad = [s for s in strategies if s not in LM_STRATEGIES]
-    if bad or not strategies:
-        raise ValueError(f"Unknown decoder strategy {', '.join(bad) or '(none given)'}; choose from {', '.join(LM_STRATEGIES)}.")
+    check_strategies(strategies, decoder=True)
     if args.checkpoint_every or args.resume:
         raise ValueError("--checkpoint-every and --resume are for encoder runs; leave them out for a decoder.")
     device = get_device(args.device)  # an unusable --device fails here, before anything loads
@@ -189,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_fetch = sub.add_parser("fetch", help="download, verify and unpack the embedded models and datasets (once)")
     p_fetch.add_argument("--force", action="store_true", help="reinstall even if the files look fine")
+    sub.add_parser("strategies", help="list the strategies --strategies accepts, one line each")
     p_cmp = sub.add_parser("compare", help="fine-tune with several freezing strategies and compare them")
     p_cmp.add_argument("--model", default="minilm-l6", help="embedded name, hub id or local folder (default minilm-l6)")
     p_cmp.add_argument("--task", default="trec6", help="task name (default trec6)")
@@ -211,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
             from .assets import fetch
 
             print(f"assets ready in {fetch(force=args.force)}")
+            return 0
+        if args.command == "strategies":
+            from .strategies import describe_strategies
+
+            print(describe_strategies())
             return 0
         return compare(args)
     except (ValueError, TypeError, OSError, RuntimeError) as err:

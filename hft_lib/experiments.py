@@ -7,60 +7,13 @@ from dataclasses import asdict
 
 import torch
 
+from .callbacks import Callback
+from .checkpoint import Checkpointing
 from .config import Profile, get_device, get_profile, set_seed
 from .data import label_names, load_task, majority_baseline, make_loader
-from .freezing import PATTERNS, Finetuner
-from .hft_paper import HalfParameterRedraw, apply_hft_paper
-from .lora import LORA_LR_FACTOR, lora_finetuner
 from .models import load_model
-from .optim import build_optimizer
-from .training import History, evaluate, fit
-from .unfreezing import UnfreezeSchedule
-
-GRADUAL = {"gradual_bottom_up": "bottom_up", "gradual_top_down": "top_down"}
-# hft_paper: the HFT paper's half of every layer's matrices, redrawn each round; hft_paper_static: one draw; lora: peft
-PARAMETER_LEVEL = ("hft_paper", "hft_paper_static", "lora")
-STRATEGIES = (*PATTERNS, *GRADUAL, *PARAMETER_LEVEL)
-
-
-def check_strategies(strategies: list[str]) -> list[str]:
-    """Validate strategy names early (before any model is loaded)."""
-    bad = [s for s in strategies if s not in STRATEGIES]
-    if bad or not strategies:
-        raise ValueError(f"Unknown strategy {', '.join(bad) or '(none given)'}; choose from {', '.join(STRATEGIES)}.")
-    return strategies
-
-
-def prepare_strategy(model, strategy: str, lr: float, seed: int = 0, steps_per_round: int | None = None,
-                     weight_decay: float = 0.01, decay: float | None = None):
-    """Finetuner, optimiser, step hook and learning rate for a non-gradual strategy.
-
-    hft_paper redraws its frozen half every `steps_per_round` steps; lora wraps the model (use
-    `ft.model` afterwards) and trains at LORA_LR_FACTOR x `lr`.
-    """
-    check_strategies([strategy])
-    if strategy in GRADUAL:
-        raise ValueError(f"{strategy} is scheduled by fit(unfreeze=...); use run_classification for it.")
-    hook = None
-    if strategy == "lora":
-        ft, lr = lora_finetuner(model), lr * LORA_LR_FACTOR
-    elif strategy in ("hft_paper", "hft_paper_static"):
-        ft = Finetuner(model, "full", verbose=False)
-        if strategy == "hft_paper":
-            hook = HalfParameterRedraw(ft, seed=seed, every=steps_per_round)
-            return ft, hook.build_optimizer(lr, weight_decay, decay), hook, lr
-        apply_hft_paper(ft, seed)
-    else:
-        ft = Finetuner(model, strategy, verbose=False)
-    return ft, build_optimizer(ft, lr, weight_decay, decay), hook, lr
-
-
-def chain_hooks(*hooks):
-    """One step hook that calls the given ones (None entries skipped) in order; None if there are none."""
-    hooks = [h for h in hooks if h]
-    if len(hooks) <= 1:
-        return hooks[0] if hooks else None
-    return lambda step, model: [h(step, model) for h in hooks] and None
+from .strategies import get_strategy, prepare
+from .training import FitConfig, History, evaluate, fit
 
 
 def loaders(task, tokenizer, profile: Profile, seed: int = 0) -> dict:
@@ -72,38 +25,30 @@ def loaders(task, tokenizer, profile: Profile, seed: int = 0) -> dict:
 
 def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: str = "trec6",
                        profile: Profile | None = None, seed: int = 0, task=None, lr_decay: float | None = None,
-                       stage_length: int | None = None, progress: bool = True, keep_model: bool = False,
-                       probes=None, probes_before: dict[str, float] | None = None, fit_options: dict | None = None,
-                       step_hook=None) -> dict:
+                       progress: bool = True, keep_model: bool = False, probes=None,
+                       probes_before: dict[str, float] | None = None, callbacks: list[Callback] | tuple = (),
+                       device: str | None = None) -> dict:
     """Fine-tune `model_name` on `task_name` with one strategy; returns a flat dict of results.
 
-    Gradual strategies unfreeze one layer per stage, with stages spread evenly over the run
-    (or `stage_length` steps each). With `probes` (a `retention.ProbeSuite`), retention is measured
-    too: probe accuracy after fine-tuning against `probes_before` (scored on the pretrained model
-    if not given), reported as `retention_pct` and `probe_<task>` columns. `fit_options` go to `fit`
-    (device, checkpoint_dir, checkpoint_every, resume_from, model_name). `step_hook(step, model)` runs
-    after every optimiser step (after the strategy's own hook, e.g. hft_paper's redraw).
+    Gradual strategies unfreeze one layer per stage, with stages spread evenly over the run. With
+    `probes` (a `retention.ProbeSuite`), retention is measured too: probe accuracy after fine-tuning
+    against `probes_before` (scored on the pretrained model if not given), reported as `retention_pct`
+    and `probe_<task>` columns. `callbacks` run after the strategy's own (e.g. hft_paper's redraw);
+    a `Checkpointing` among them saves or resumes the run.
     """
-    check_strategies([strategy])
+    get_strategy(strategy)
     profile = profile or get_profile()
     task = task or load_task(task_name, profile.train_size, profile.eval_size, profile.eval_size, seed=seed)
     set_seed(seed)
     model, tokenizer = load_model(model_name, num_labels=len(label_names(task)))
     split = loaders(task, tokenizer, profile, seed)
-    unfreeze, optimizer, hook, lr = None, None, None, profile.lr
-    if strategy in GRADUAL:
-        ft = Finetuner(model, "head_only", verbose=False)
-        total = profile.epochs * len(split["train"])
-        length = stage_length or max(1, total // (ft.n_layers + 1))
-        unfreeze = UnfreezeSchedule(GRADUAL[strategy], stage_length=length, unit="step")
-    elif strategy in PARAMETER_LEVEL:  # a round of hft_paper = one epoch
-        ft, optimizer, hook, lr = prepare_strategy(model, strategy, profile.lr, seed, len(split["train"]), decay=lr_decay)
-    else:
-        ft = Finetuner(model, strategy, verbose=False)
+    steps = profile.epochs * len(split["train"])  # a round of hft_paper = one epoch
+    ft, optimizer, own, lr = prepare(strategy, model, profile.lr, seed=seed, total_steps=steps,
+                                     steps_per_round=len(split["train"]), lr_decay=lr_decay)
     start = time.perf_counter()
-    history: History = fit(ft, split["train"], split["validation"], epochs=profile.epochs, lr=lr,
-                           lr_decay=lr_decay, unfreeze=unfreeze, seed=seed, progress=progress, desc=strategy, optimizer=optimizer,
-                           step_hook=chain_hooks(hook, step_hook), **(fit_options or {}))
+    config = FitConfig(lr_decay=lr_decay, seed=seed, device=device, desc=strategy)
+    history: History = fit(ft, split["train"], split["validation"], epochs=profile.epochs, lr=lr, optimizer=optimizer,
+                           callbacks=[*own, *callbacks], progress=progress, config=config)
     train_time = time.perf_counter() - start
     test = evaluate(ft.model, split["test"])  # on the model's device (per-process GPU under accelerate launch)
     result = {

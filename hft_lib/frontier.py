@@ -17,7 +17,8 @@ import pandas as pd
 from .config import Profile
 from .data import label_names, load_task, make_loader
 from .experiments import run_classification
-from .lm import BudgetRecorder, prepare_lm, run_lm
+from .callbacks import BudgetRecorder
+from .lm import prepare_lm, run_lm
 from .models import load_model
 from .retention import ProbeSuite, mean_retention
 from .training import evaluate
@@ -54,7 +55,7 @@ def encoder_runs(profile: Profile, epoch_budgets: list[int], strategies=ENCODER_
     for strategy in strategies:
         recorder = BudgetRecorder([e * steps_per_epoch for e in epoch_budgets], measure)
         result = run_classification(strategy, ENCODER, "trec6", run_profile, seed=seed, task=task, progress=progress,
-                                    step_hook=recorder)
+                                    callbacks=[recorder])
         for row in recorder.rows:
             rows.append({"model": ENCODER, "strategy": strategy, "budget": f"{row['steps'] // steps_per_epoch} epochs",
                          "steps": row["steps"], "quality": row["quality"], "retention": row["retention"],

@@ -33,6 +33,7 @@ from collections import OrderedDict
 import pandas as pd
 import torch
 
+from .callbacks import Callback, Run
 from .freezing import Finetuner
 from .optim import build_optimizer
 
@@ -97,15 +98,16 @@ def apply_hft_paper(ft: Finetuner, seed: int = 0) -> list[str]:
     return frozen
 
 
-class HalfParameterRedraw:
-    """The paper's HFT: a fresh random half is frozen every round (an epoch, or `every` steps).
+class HalfParameterRedraw(Callback):
+    """The paper's HFT: a fresh random half is frozen every round (`every` optimiser steps).
 
-    Use it as `fit(ft, ..., optimizer=redraw.build_optimizer(lr), step_hook=redraw)`, or call
-    `redraw()` yourself between epochs. Round r uses the draw of seed `seed + r`.
+    Use it as a `fit` callback: `fit(ft, ..., optimizer=redraw.build_optimizer(lr), callbacks=[redraw])`, or
+    call `redraw()` yourself between epochs. Round r uses the draw of seed `seed + r`; checkpoints keep
+    the round, so a resumed run continues with the same masks.
 
     Args:
         ft: the Finetuner of the model (its freeze pattern is overridden).
-        every: optimiser steps per round when used as a step hook (None: only explicit `redraw()`).
+        every: optimiser steps per round (None: only explicit `redraw()`).
     """
 
     def __init__(self, ft: Finetuner, seed: int = 0, every: int | None = None):
@@ -123,12 +125,12 @@ class HalfParameterRedraw:
         self.rounds.append(self.frozen)
         return self.frozen
 
-    def __call__(self, step: int, model: torch.nn.Module | None = None) -> None:
-        """Step hook for `fit`: redraw after every `every` optimiser steps."""
-        if self.every and (step + 1) % self.every == 0:
+    def on_step_end(self, run: Run) -> None:
+        """Redraw after every `every` optimiser steps."""
+        if self.every and (run.step + 1) % self.every == 0:
             self.redraw()
 
-    def state_dict(self) -> dict:
+    def state_dict(self) -> dict:  # noqa: D102 - documented below
         """What a checkpoint needs to continue the redraws exactly: the round in force (and the settings it came from)."""
         return {"kind": "HalfParameterRedraw", "seed": self.seed, "every": self.every, "round": self.round}
 

@@ -22,13 +22,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from .callbacks import BudgetRecorder
 from .config import Profile, get_device, get_profile, set_seed
 from .data import label_names, load_task, make_loader
-from .experiments import prepare_strategy
 from .models import load_model
-from .training import evaluate, fit
+from .strategies import DECODER_STRATEGIES, check_strategies, prepare
+from .training import FitConfig, evaluate, fit
 
-LM_STRATEGIES = ("full", "lower_half", "alternate", "hft_paper", "hft_paper_static", "lora")
 ROUNDS = 3  # hft_paper redraws its frozen half this many times over a decoder run (a round = steps / ROUNDS)
 # (prompt with {text}, label word per class name); each label word must be one token after a space
 PROMPTS = {
@@ -165,20 +165,6 @@ def prepare_lm(model_name: str = "smollm2-135m", task_name: str = "trec6", profi
     return setup
 
 
-class BudgetRecorder:
-    """Step hook that measures the model after given numbers of optimiser steps (training budgets)."""
-
-    def __init__(self, at_steps: list[int], measure: Callable[[nn.Module], dict], then: Callable | None = None):
-        self.at_steps, self.measure, self.then = set(at_steps), measure, then
-        self.rows: list[dict] = []
-
-    def __call__(self, step: int, model: nn.Module) -> None:
-        if step + 1 in self.at_steps:
-            self.rows.append({"steps": step + 1, **self.measure(model)})
-        if self.then:
-            self.then(step, model)
-
-
 def run_lm(strategy: str, profile: Profile | None = None, seed: int = 0, setup: LMSetup | None = None,
            steps: int | None = None, lr: float | None = None, budgets: list[int] | None = None, progress: bool = True,
            keep_model: bool = False, **setup_kwargs) -> dict:
@@ -189,21 +175,21 @@ def run_lm(strategy: str, profile: Profile | None = None, seed: int = 0, setup: 
         steps: optimiser steps (default profile.lm_steps); `budgets`: also measure after these step counts.
         lr: peak learning rate (default profile.lr; LoRA trains at LORA_LR_FACTOR times it).
     """
-    if strategy not in LM_STRATEGIES:
-        raise ValueError(f"Unknown decoder strategy {strategy!r}; choose from {', '.join(LM_STRATEGIES)}.")
+    check_strategies([strategy], decoder=True)
     setup = setup or prepare_lm(profile=profile, seed=seed, steps=steps, **setup_kwargs)
     profile = setup.profile
     steps = steps or max(budgets or [profile.lm_steps])
     set_seed(seed)
     model = copy.deepcopy(setup.model)
-    ft, optimizer, redraw, lr = prepare_strategy(model, strategy, lr or profile.lr, seed, max(1, math.ceil(steps / ROUNDS)))
-    recorder = BudgetRecorder(budgets or [], setup.measure, then=redraw)
+    ft, optimizer, own, lr = prepare(strategy, model, lr or profile.lr, seed=seed, total_steps=steps,
+                                     steps_per_round=max(1, math.ceil(steps / ROUNDS)))
+    recorder = BudgetRecorder(budgets or [], setup.measure)
     epochs = math.ceil(steps / len(setup.train))
     device = next(setup.model.parameters()).device
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    history = fit(ft, setup.train, None, epochs=epochs, lr=lr, max_steps=steps, seed=seed, progress=progress, desc=strategy, device=str(device),
-                  optimizer=optimizer, step_hook=recorder)
+    history = fit(ft, setup.train, None, epochs=epochs, lr=lr, max_steps=steps, optimizer=optimizer, callbacks=[*own, recorder],
+                  progress=progress, config=FitConfig(seed=seed, device=str(device), desc=strategy))
     last = recorder.rows[-1] if recorder.rows and recorder.rows[-1]["steps"] == len(history.steps) else None
     after = {k: v for k, v in last.items() if k != "steps"} if last else setup.measure(ft.model)  # measured already?
     before = setup.before
@@ -224,17 +210,15 @@ def run_lm(strategy: str, profile: Profile | None = None, seed: int = 0, setup: 
     result["budgets"] = [{**row, "forgetting_pct": 100 * (row["news_perplexity"] / before["news_perplexity"] - 1)}
                          for row in recorder.rows]
     if keep_model:
-        result.update(finetuner=ft, history=history, step_hook=redraw)
+        result.update(finetuner=ft, history=history, redraw=own[0] if own else None)
     return result
 
 
-def compare_lm(strategies: list[str] | tuple[str, ...] = LM_STRATEGIES, setup: LMSetup | None = None, **kwargs):
+def compare_lm(strategies: list[str] | tuple[str, ...] = DECODER_STRATEGIES, setup: LMSetup | None = None, **kwargs):
     """Run several strategies on the same setup; a DataFrame with one row per strategy."""
     import pandas as pd
 
-    bad = [s for s in strategies if s not in LM_STRATEGIES]
-    if bad:
-        raise ValueError(f"Unknown decoder strategy {', '.join(bad)}; choose from {', '.join(LM_STRATEGIES)}.")
+    check_strategies(strategies, decoder=True)
     setup = setup or prepare_lm(**{k: kwargs[k] for k in ("profile", "seed", "steps") if k in kwargs})
     rows = [run_lm(s, setup=setup, **kwargs) for s in strategies]
     return pd.DataFrame([{k: v for k, v in r.items() if k != "budgets"} for r in rows])

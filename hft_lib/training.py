@@ -17,12 +17,11 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoint import (Checkpointer, EpochBatches, load_checkpoint, model_identity, restore_hook, restore_optimizer,
-                         training_plan)
+from .callbacks import Callback, Run, call
+from .checkpoint import EpochBatches
 from .config import get_device, set_seed
 from .freezing import Finetuner
 from .optim import apply_schedule, build_optimizer, make_schedule
-from .unfreezing import GradualUnfreezer, UnfreezeSchedule
 
 
 class TrainingDiverged(RuntimeError):
@@ -40,10 +39,6 @@ class History:
     @property
     def step_frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.steps)
-
-    @property
-    def epoch_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.epochs)
 
     @property
     def final(self) -> dict:
@@ -95,123 +90,155 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, device: torch.device | 
     return {"loss": loss, "perplexity": math.exp(min(loss, 50))}
 
 
-def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None = None, *, epochs: int = 3,
-        lr: float = 5e-5, weight_decay: float = 0.01, schedule: str = "linear", lr_decay: float | None = None,
-        unfreeze: UnfreezeSchedule | None = None, max_steps: int | None = None, device: str | None = None,
-        amp: bool = True, seed: int | None = 0, progress: bool = True, optimizer: torch.optim.Optimizer | None = None,
-        step_hook=None, checkpoint_dir: str | None = None, checkpoint_every: int | None = None,
-        resume_from: str | None = None, model_name: str | None = None, desc: str | None = None) -> History:
-    """Fine-tune `ft.model` on `train_loader`; evaluate on `eval_loader` after every epoch.
+@dataclass
+class FitConfig:
+    """The settings of `fit` that are not the optimisation's core (epochs, lr, steps): plain defaults."""
 
-    Args:
-        lr_decay: discriminative learning rates: each layer down gets lr / lr_decay (ULMFiT: 2.6).
-        unfreeze: a gradual-unfreezing schedule; training then starts with only the head trainable.
-        max_steps: stop after this many optimiser steps (the schedule spans them).
-        amp: bfloat16 autocast on CUDA (ignored on CPU).
-        step_hook: optional callable(step, model) run after each optimiser step (e.g. HFT redraws); if it has
-            `state_dict`/`load_state_dict`, checkpoints save its state and resuming restores it.
-        checkpoint_dir: save a checkpoint there every `checkpoint_every` steps (default: every epoch) and at the end.
-        resume_from: a checkpoint (or a folder of them: the newest is used) of this model and run to continue from.
-        model_name: recorded in checkpoints, so that resuming with another model is a clear error.
-        desc: the progress bar's label (default: the freezing pattern, or the unfreezing direction).
+    weight_decay: float = 0.01  # AdamW's decoupled weight decay (biases and norms get none)
+    schedule: str = "linear"  # learning-rate shape: "linear" (warm-up, then decay to 0), "constant", "slanted_triangular"
+    lr_decay: float | None = None  # discriminative rates: each layer down gets lr / lr_decay (ULMFiT: 2.6); or lr=slice(lo, hi)
+    seed: int | None = 0  # seeds Python, NumPy and torch before training (None: leave them as they are)
+    device: str | None = None  # default: cuda, then mps, then cpu
+    amp: bool = True  # bfloat16 autocast on CUDA (ignored elsewhere)
+    desc: str | None = None  # progress-bar label (default: the freeze pattern, or the unfreezing direction)
 
-    Under `accelerate launch --num_processes N` it trains with DDP on the same global batch (see distributed.py).
-    """
+
+def _check_fit_args(ft, train_loader, epochs, lr, config: FitConfig) -> None:
     if not isinstance(ft, Finetuner):
         raise TypeError(f"fit needs a Finetuner, not {type(ft).__name__}; wrap your model first: fit(Finetuner(model, 'lower_half'), loader).")
     if isinstance(train_loader, (str, bytes, dict)) or not hasattr(train_loader, "__len__"):
         raise TypeError(f"train_loader must be a DataLoader (or list) of batches, not {type(train_loader).__name__}; "
                         "build one with hft_lib.make_loader(...).")
-    if checkpoint_every is not None and checkpoint_dir is None:
-        raise ValueError("checkpoint_every needs checkpoint_dir (the folder to save checkpoints in).")
-    if checkpoint_every is not None and (not isinstance(checkpoint_every, int) or checkpoint_every < 1):
-        raise ValueError(f"checkpoint_every must be a whole number of steps of at least 1, not {checkpoint_every!r}.")
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a whole number of at least 1, not {epochs!r}.")
     if not isinstance(lr, (int, float)) or lr <= 0:
         raise ValueError(f"Learning rate must be a positive number, not {lr!r}; try 5e-5.")
     if len(train_loader) == 0:
         raise ValueError("The training loader has no batches; give it at least one example.")
-    make_schedule(schedule, 1)  # an unknown schedule name fails here, before the model is touched
-    if seed is not None:
-        set_seed(seed)
+    if not isinstance(config, FitConfig):
+        raise TypeError(f"config must be a FitConfig, not {type(config).__name__}; e.g. fit(..., config=FitConfig(device='cpu')).")
+    make_schedule(config.schedule, 1)  # an unknown schedule name fails here, before the model is touched
+
+
+def _peak_lr(ft: Finetuner, lr, config: FitConfig) -> tuple[float, float | None]:
+    """(head rate, decay per layer) from lr=slice(lo, hi) (lo for the embeddings, hi for the head) or a number."""
+    if not isinstance(lr, slice):
+        return lr, config.lr_decay
+    lo, hi = lr.start, lr.stop
+    if not all(isinstance(v, (int, float)) and v > 0 for v in (lo, hi)) or lo > hi:
+        raise ValueError(f"lr=slice(lo, hi) needs 0 < lo <= hi (lo for the embeddings, hi for the head), not {lr!r}.")
+    depth = max(len(r) for r in ft.parts.stack_ranges()) + 1  # embeddings sit this many steps below the head
+    return hi, (hi / lo) ** (1 / depth)
+
+
+def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None = None, *, epochs: int = 3,
+        lr: float | slice = 5e-5, max_steps: int | None = None, optimizer: torch.optim.Optimizer | None = None,
+        callbacks: list[Callback] | tuple = (), progress: bool = True, config: FitConfig | None = None) -> History:
+    """Fine-tune `ft.model` on `train_loader`; evaluate on `eval_loader` after every epoch.
+
+    Args:
+        lr: the peak rate, or `slice(lo, hi)` for discriminative rates from lo (embeddings) to hi (head).
+        max_steps: stop after this many optimiser steps (the schedule spans them).
+        optimizer: your own (default: AdamW over exactly the trainable parameters, one group per layer).
+        callbacks: e.g. `GradualUnfreezing(...)`, `HalfParameterRedraw(...)`, `Checkpointing(...)`, `BudgetRecorder(...)`.
+        config: the rest (`FitConfig`: weight decay, schedule, seed, device, mixed precision, progress label).
+
+    Under `accelerate launch --num_processes N` it trains with DDP on the same global batch (see distributed.py).
+    """
+    config = config or FitConfig()
+    _check_fit_args(ft, train_loader, epochs, lr.stop if isinstance(lr, slice) else lr, config)
+    peak, decay = _peak_lr(ft, lr, config)
+    if config.seed is not None:
+        set_seed(config.seed)
     dist = distributed.current()
-    device = dist.device if dist else get_device(device)
-    model = ft.model.to(device)
-    model.train()
-    unfreezer = GradualUnfreezer(ft, unfreeze, lr, weight_decay, lr_decay) if unfreeze else None
-    optimizer = optimizer or build_optimizer(ft, lr, weight_decay, lr_decay)
-    total = min(max_steps or math.inf, epochs * len(train_loader))
-    factor = make_schedule(schedule, int(total))
-    use_amp = amp and device.type == "cuda"
-    history, step = History(), 0
-    identity = model_identity(model, model_name)
-    plan = training_plan(ft, epochs=epochs, lr=lr, weight_decay=weight_decay, schedule=schedule, lr_decay=lr_decay,
-                         unfreeze=unfreeze, total_steps=int(total), batches_per_epoch=len(train_loader), seed=seed)
-    resume = load_checkpoint(resume_from, ft, identity, plan) if resume_from else None
-    if resume:
-        restore_optimizer(resume, optimizer, unfreezer, lr)
-        restore_hook(resume, step_hook)
-        history, step = History(resume.history["steps"], resume.history["epochs"]), resume.step
-    saver = None
-    if checkpoint_dir is not None and (dist is None or dist.is_main):
-        saver = Checkpointer(checkpoint_dir, checkpoint_every or len(train_loader), identity, plan,
-                             resumed_from=resume.path if resume else None)
+    device = dist.device if dist else get_device(config.device)
+    ft.model.to(device).train()
+    run = Run(ft, peak, config.weight_decay, decay, sorted(callbacks, key=lambda c: getattr(c, "order", 0)), history=History())
+    call(run, "on_fit_start")  # e.g. gradual unfreezing freezes everything but the head, before the optimiser sees it
+    run.optimizer = optimizer or build_optimizer(ft, peak, config.weight_decay, decay)
+    total = int(min(max_steps or math.inf, epochs * len(train_loader)))
+    run.extra["plan"] = dict(epochs=epochs, lr=peak, weight_decay=config.weight_decay, schedule=config.schedule, lr_decay=decay,
+                             total_steps=total, batches_per_epoch=len(train_loader), seed=config.seed)
+    call(run, "on_optimizer")  # resuming restores weights, optimiser, position and callback states here
     if dist:
         distributed.check_loader(train_loader)
-    bar = tqdm(total=int(total), initial=step, desc=desc or (ft.pattern_name if not unfreeze else f"gradual {unfreeze.direction}"),
+    bar = tqdm(total=total, initial=run.step, desc=config.desc or _label(run),
                disable=not progress or (dist is not None and not dist.is_main), leave=True)
-    for epoch in range(resume.epoch if resume else 0, epochs):
-        batches = EpochBatches(train_loader, resume if resume and epoch == resume.epoch else None)
-        epoch_start, losses = time.perf_counter(), [s["loss"] for s in history.steps if s["epoch"] == epoch]
-        for batch in batches:
-            if step >= total:
-                break
-            if unfreezer:
-                unfreezer.update(optimizer, step, epoch)
-            start = time.perf_counter()
-            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-            weight, forward = 1.0, model
-            if dist:  # this process's rows of the global batch; re-wrap if the trainable set changed
-                batch, weight = dist.shard(batch)
-                forward = dist.wrap(model)
-            apply_schedule(optimizer, factor(step))
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = forward(**batch).loss * weight
-            loss_seen = dist.global_mean(loss) if dist else loss  # the global batch's loss, on every process
-            if not torch.isfinite(loss_seen):
-                bar.close()
-                kept = f"; the last good checkpoint is kept in {saver.last}" if saver and saver.last else ""
-                raise TrainingDiverged(f"Loss became {loss_seen.item()} at step {step}; lower the learning rate (now {lr}) "
-                                       f"or check the data for empty or broken examples{kept}.")
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)  # None grads: frozen-again params get no momentum step
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            elapsed = time.perf_counter() - start
-            losses.append(loss_seen.item())
-            history.steps.append({"step": step, "epoch": epoch, "loss": losses[-1], "lr": optimizer.param_groups[-1]["lr"],
-                                  "time_s": elapsed, "trainable_layers": tuple(ft.trainable_layers)})
-            if step_hook:
-                step_hook(step, model)
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
-            if saver and saver.due(step, int(total)):
-                saver.save(model, optimizer, steps_done=step, epoch=epoch, batch_in_epoch=len(losses),
-                           stage=unfreezer.stage if unfreezer else 0, epoch_rng=batches.start_rng, history=history,
-                           hook_state=step_hook.state_dict() if hasattr(step_hook, "state_dict") else None)
-        row = {"epoch": epoch, "train_loss": sum(losses) / max(len(losses), 1), "time_s": time.perf_counter() - epoch_start,
-               "steps": len(losses), "trainable_layers": tuple(ft.trainable_layers),
-               "trainable_params": ft.trainable_parameter_count()}
-        if eval_loader is not None:
-            row.update({f"eval_{k}": v for k, v in evaluate(model, eval_loader, device).items()})
-        history.epochs.append(row)
-        if step >= total:
+    loop = _Loop(run, dist, device, make_schedule(config.schedule, total), config.amp and device.type == "cuda", bar)
+    for epoch in range(run.resume.epoch if run.resume else 0, epochs):
+        run.epoch = epoch
+        loop.epoch(train_loader, eval_loader, total)
+        if run.step >= total:
             break
     bar.close()
-    history.state_mb = state_megabytes(ft.model, optimizer)
+    run.history.state_mb = state_megabytes(ft.model, run.optimizer)
+    call(run, "on_fit_end")
     if dist:
         dist.release()  # let the caller free the model (the DDP wrapper holds it)
-    return history
+    return run.history
+
+
+def _label(run: Run) -> str:
+    gradual = next((c for c in run.callbacks if hasattr(c, "schedule") and hasattr(c.schedule, "direction")), None)
+    return f"gradual {gradual.schedule.direction}" if gradual else run.ft.pattern_name
+
+
+class _Loop:
+    """One epoch of optimiser steps: the body of `fit`, split out so each piece reads on its own."""
+
+    def __init__(self, run: Run, dist, device, factor, use_amp: bool, bar):
+        self.run, self.dist, self.device, self.factor, self.use_amp, self.bar = run, dist, device, factor, use_amp, bar
+
+    def epoch(self, train_loader, eval_loader, total: int) -> None:
+        run = self.run
+        resume = run.resume if run.resume and run.epoch == run.resume.epoch else None
+        batches = EpochBatches(train_loader, resume)
+        run.extra["epoch_rng"] = batches.start_rng
+        start = time.perf_counter()
+        losses = [s["loss"] for s in run.history.steps if s["epoch"] == run.epoch]
+        for batch in batches:
+            if run.step >= total:
+                break
+            losses.append(self.step(batch))
+            run.extra["batch_in_epoch"] = len(losses)
+            call(run, "on_step_end")
+            run.step += 1
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+        row = {"epoch": run.epoch, "train_loss": sum(losses) / max(len(losses), 1), "time_s": time.perf_counter() - start,
+               "steps": len(losses), "trainable_layers": tuple(run.ft.trainable_layers),
+               "trainable_params": run.ft.trainable_parameter_count()}
+        if eval_loader is not None:
+            row.update({f"eval_{k}": v for k, v in evaluate(run.model, eval_loader, self.device).items()})
+        run.history.epochs.append(row)
+        call(run, "on_epoch_end")
+
+    def step(self, batch: dict) -> float:
+        """One optimiser step; returns the (global) batch's loss."""
+        run, dist, optimizer = self.run, self.dist, self.run.optimizer
+        call(run, "on_step_start")
+        start = time.perf_counter()
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        weight, forward = 1.0, run.model
+        if dist:  # this process's rows of the global batch; re-wrap if the trainable set changed
+            batch, weight = dist.shard(batch)
+            forward = dist.wrap(run.model)
+        apply_schedule(optimizer, self.factor(run.step))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            loss = forward(**batch).loss * weight
+        loss_seen = dist.global_mean(loss) if dist else loss  # the global batch's loss, on every process
+        if not torch.isfinite(loss_seen):
+            self.bar.close()
+            last = next((c.last for c in run.callbacks if getattr(c, "last", None)), None)
+            kept = f"; the last good checkpoint is kept in {last}" if last else ""
+            raise TrainingDiverged(f"Loss became {loss_seen.item()} at step {run.step}; lower the learning rate (now {run.lr}) "
+                                   f"or check the data for empty or broken examples{kept}.")
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)  # None grads: frozen-again params get no momentum step
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        run.history.steps.append({"step": run.step, "epoch": run.epoch, "loss": loss_seen.item(),
+                                  "lr": optimizer.param_groups[-1]["lr"], "time_s": time.perf_counter() - start,
+                                  "trainable_layers": tuple(run.ft.trainable_layers)})
+        return run.history.steps[-1]["loss"]

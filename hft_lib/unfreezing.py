@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .callbacks import Callback, Run
 from .freezing import Finetuner
 from .optim import add_parts
 
@@ -86,5 +87,28 @@ class GradualUnfreezer:
             newly += layers
         return newly
 
-    def state_dict(self) -> dict:
-        return {"stage": self.stage}
+
+
+class GradualUnfreezing(Callback):
+    """`fit` callback: start with only the head trainable, then unfreeze per `schedule` (see `UnfreezeSchedule`).
+
+        fit(Finetuner(model, "head_only"), loader, callbacks=[GradualUnfreezing(UnfreezeSchedule("top_down"))])
+    """
+
+    def __init__(self, schedule: UnfreezeSchedule):
+        if not isinstance(schedule, UnfreezeSchedule):
+            raise TypeError(f"GradualUnfreezing needs an UnfreezeSchedule, not {type(schedule).__name__}; "
+                            "e.g. UnfreezeSchedule('top_down', stage_length=1, unit='epoch').")
+        self.schedule = schedule
+        self.unfreezer: GradualUnfreezer | None = None
+
+    @property
+    def stage(self) -> int:
+        return self.unfreezer.stage if self.unfreezer else 0
+
+    def on_fit_start(self, run: Run) -> None:
+        self.unfreezer = GradualUnfreezer(run.ft, self.schedule, run.lr, run.weight_decay, run.lr_decay)
+        run.extra["unfreeze"] = self.schedule  # part of the run's plan: resuming with another schedule is refused
+
+    def on_step_start(self, run: Run) -> None:
+        self.unfreezer.update(run.optimizer, run.step, run.epoch)

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from transformers import BertConfig, BertForSequenceClassification
 
-from hft_lib import Finetuner, UnfreezeSchedule, distributed, fit
+from hft_lib import Finetuner, GradualUnfreezing, UnfreezeSchedule, distributed, fit
 from hft_lib import hf_trainer as hf_trainer_module
 
 
@@ -69,7 +69,7 @@ def with_fit(out: str, name: str) -> dict:
     loader = DataLoader(rows(), batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(0))
     ft = Finetuner(model, "head_only", verbose=False)
     schedule = UnfreezeSchedule("bottom_up", stage_length=2, unit="step")
-    history = fit(ft, loader, epochs=2, lr=1e-2, unfreeze=schedule, progress=False, device="cpu", seed=0)
+    history = fit(ft, loader, epochs=2, lr=1e-2, callbacks=[GradualUnfreezing(schedule)], progress=False)
     save(model, out, name)
     return {"losses": [s["loss"] for s in history.steps], "trainable": list(history.steps[-1]["trainable_layers"])}
 

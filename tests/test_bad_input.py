@@ -17,7 +17,9 @@ from datasets import Dataset
 
 from hft_lib import (
     AssetError,
+    Checkpointing,
     Finetuner,
+    FitConfig,
     TrainingDiverged,
     UnfreezeSchedule,
     fit,
@@ -54,7 +56,7 @@ class Tokenizer:
 def trained_checkpoint(folder: Path, name: str = "tiny-bert on trec6") -> Path:
     torch.set_num_threads(1)
     ft = Finetuner(tiny_bert(), "full", verbose=False)
-    fit(ft, tiny_batches(4), epochs=1, lr=1e-3, progress=False, device="cpu", checkpoint_dir=folder, model_name=name)
+    fit(ft, tiny_batches(4), epochs=1, lr=1e-3, progress=False, callbacks=[Checkpointing(folder, model_name=name)])
     return folder
 
 
@@ -91,19 +93,19 @@ def nan_loss(tmp_path, monkeypatch):
     ft = Finetuner(tiny_bert(), "full", verbose=False)
     with torch.no_grad():
         ft.model.classifier.weight.fill_(math.nan)
-    fit(ft, tiny_batches(2), epochs=1, progress=False, device="cpu")
+    fit(ft, tiny_batches(2), epochs=1, progress=False)
 
 
 def cuda_without_gpu(tmp_path, monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2), device="cuda", progress=False)
+    fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2), progress=False, config=FitConfig(device="cuda"))
 
 
 def resume(folder: Path, num_labels: int = 3):
     ft = Finetuner(tiny_bert(num_labels=num_labels), "full", verbose=False)
-    fit(ft, tiny_batches(4, num_labels=num_labels), epochs=1, lr=1e-3, progress=False, device="cpu", resume_from=folder,
-        model_name="tiny-bert on trec6")
+    fit(ft, tiny_batches(4, num_labels=num_labels), epochs=1, lr=1e-3, progress=False,
+        callbacks=[Checkpointing(resume_from=folder, model_name="tiny-bert on trec6")])
 
 
 def data(**columns) -> Dataset:
@@ -133,10 +135,10 @@ API_CASES = {
                                ValueError, "Learning rate must be a positive number"),
     "zero epochs": (lambda t, m: fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2), epochs=0), ValueError,
                     "epochs must be"),
-    "unknown LR schedule": (lambda t, m: fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2), schedule="cosine",
-                                             progress=False, device="cpu"), ValueError, "Unknown schedule"),
+    "unknown LR schedule": (lambda t, m: fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2), progress=False,
+                                             config=FitConfig(schedule="cosine")), ValueError, "Unknown schedule"),
     "discriminative decay below 1": (lambda t, m: fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2),
-                                                      lr_decay=0.5, device="cpu"), ValueError, "decay >= 1"),
+                                                      config=FitConfig(lr_decay=0.5)), ValueError, "decay >= 1"),
     "empty training loader": (lambda t, m: fit(Finetuner(tiny_bert(), "full", verbose=False), []), ValueError, "no batches"),
     "bare model given to fit": (lambda t, m: fit(tiny_bert(), tiny_batches(2)), TypeError, "fit needs a Finetuner"),
     "text given as the loader": (lambda t, m: fit(Finetuner(tiny_bert(), "full", verbose=False), "data.csv"), TypeError,
@@ -147,18 +149,17 @@ API_CASES = {
     "resume from another model's checkpoint": (lambda t, m: resume(t / "ckpt", num_labels=5), CheckpointError,
                                                "was saved from model", a_checkpoint),
     "resume from a folder without checkpoints": (
-        lambda t, m: fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2), resume_from=t, device="cpu"),
+        lambda t, m: fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2), callbacks=[Checkpointing(resume_from=t)]),
         CheckpointError, "No checkpoint found"),
     "corrupt checkpoint": (lambda t, m: resume(t / "ckpt"), CheckpointError, "is corrupt", a_corrupt_checkpoint),
     "unwritable checkpoint folder": (lambda t, m: fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2),
-                                                      progress=False, device="cpu", checkpoint_dir=t / "file" / "ckpt"),
+                                                      progress=False, callbacks=[Checkpointing(t / "file" / "ckpt")]),
                                      OSError, "writable checkpoint folder", a_file),
     "checkpoint folder of another run": (lambda t, m: fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2),
-                                                          progress=False, device="cpu", checkpoint_dir=t / "ckpt"),
+                                                          progress=False, callbacks=[Checkpointing(t / "ckpt")]),
                                          ValueError, "already holds checkpoints of another run", a_checkpoint),
-    "checkpoint every 0 steps": (lambda t, m: fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2), device="cpu",
-                                                  checkpoint_dir=t, checkpoint_every=0, progress=False), ValueError,
-                                 "checkpoint_every must be"),
+    "checkpoint every 0 steps": (lambda t, m: Checkpointing(t, every=0), ValueError, "every=...\\) must be a whole number"),
+    "checkpoint every N steps without a folder": (lambda t, m: Checkpointing(every=5), ValueError, "needs a folder"),
     "NaN loss": (nan_loss, TrainingDiverged, "lower the learning rate"),
 }
 
@@ -183,7 +184,7 @@ def other_checkpoint_run(tmp_path: Path) -> Path:
 
 
 CLI_CASES = {
-    "unknown strategy": (lambda t: ["--strategies", "full,upper_third"], 2, "Unknown strategy upper_third"),
+    "unknown strategy": (lambda t: ["--strategies", "full,upper_third"], 2, "Unknown strategy 'upper_third'"),
     "unknown task": (lambda t: ["--task", "imdb_reviews"], 2, "Unknown task"),
     "unknown model": (lambda t: ["--model", "no-such-model"], 2, "Unknown model"),
     "zero epochs": (lambda t: ["--epochs", "0"], 2, "--epochs: expected a whole number"),

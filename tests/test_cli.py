@@ -10,7 +10,7 @@ from hft_lib.cli import main, new_run_dir
 
 def test_unknown_strategy_exits_nonzero(capsys, tmp_path):
     assert main(["compare", "--strategies", "full,upper_third", "--out", str(tmp_path)]) == 2
-    assert "Unknown strategy upper_third" in capsys.readouterr().err
+    assert "Unknown strategy 'upper_third'" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # nothing was created for a run that could not start
 
 

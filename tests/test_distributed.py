@@ -78,7 +78,7 @@ def test_sharded_engines_are_refused_with_a_clear_message(monkeypatch, var, engi
     with pytest.raises(ValueError, match=engine):
         DistributedContext()
     with pytest.raises(ValueError, match=engine):  # fit refuses too, before training, even on one process
-        fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2), progress=False, device="cpu")
+        fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2), progress=False)
 
 
 def test_shuffled_loader_without_generator_is_refused():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from hft_lib import Finetuner, build_optimizer, fit, frozen_layer_indices
+from hft_lib import Finetuner, FitConfig, build_optimizer, fit, frozen_layer_indices
 from hft_lib.optim import optimizer_parameter_ids
 
 from .conftest import tiny_batches, tiny_bert
@@ -28,7 +28,7 @@ def test_frozen_parameters_are_bit_identical_after_training(pattern):
     ft = Finetuner(model, pattern, verbose=False)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     trainable = set(ft.named_trainable_parameters())
-    fit(ft, tiny_batches(), epochs=2, lr=1e-2, weight_decay=0.1, progress=False, device="cpu")
+    fit(ft, tiny_batches(), epochs=2, lr=1e-2, progress=False, config=FitConfig(weight_decay=0.1))
     for name, param in model.named_parameters():
         if name in trainable:
             assert not torch.equal(param, before[name]), f"{name} should have trained"

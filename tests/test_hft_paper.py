@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from hft_lib import Finetuner, fit
+from hft_lib import Finetuner, FitConfig, LambdaCallback, Run, fit
 from hft_lib.hft_paper import HalfParameterRedraw, apply_hft_paper, layer_units, mask_table, module_category
 
 from .conftest import lm_batches, tiny_bert, tiny_llama
@@ -59,9 +59,9 @@ def test_redraw_changes_the_mask_each_round_and_keeps_half():
     ft = Finetuner(tiny_llama(), "full", verbose=False)
     redraw = HalfParameterRedraw(ft, seed=0, every=2)
     first = list(redraw.frozen)
-    redraw(0, ft.model)
+    redraw.on_step_end(Run(ft, 1e-3, 0.0, None, [redraw], step=0))
     assert redraw.frozen == first  # not yet a round boundary
-    redraw(1, ft.model)
+    redraw.on_step_end(Run(ft, 1e-3, 0.0, None, [redraw], step=1))
     assert redraw.round == 1 and redraw.frozen != first
     assert all(c["attention"] == (2, 4) and c["norm"] == (1, 2) for c in frozen_counts(ft))
 
@@ -77,15 +77,15 @@ def test_redrawn_training_frozen_params_are_bit_identical_while_frozen():
     assert in_optimizer == {id(p) for p in model.parameters()}  # every parameter that can ever train
     snapshots, masks = [], []
 
-    def hook(step, m):
-        snapshots.append({n: p.detach().clone() for n, p in m.named_parameters()})
-        redraw(step, m)
-        masks.append({n for n, p in m.named_parameters() if not p.requires_grad})
+    def hook(run):
+        snapshots.append({n: p.detach().clone() for n, p in run.model.named_parameters()})
+        redraw.on_step_end(run)
+        masks.append({n for n, p in run.model.named_parameters() if not p.requires_grad})
 
     masks.append({n for n, p in model.named_parameters() if not p.requires_grad})
     snapshots.append({n: p.detach().clone() for n, p in model.named_parameters()})
-    fit(ft, lm_batches(6), epochs=1, lr=1e-2, weight_decay=0.5, progress=False, device="cpu", optimizer=optimizer,
-        step_hook=hook, schedule="constant")
+    fit(ft, lm_batches(6), epochs=1, lr=1e-2, progress=False, optimizer=optimizer,
+        callbacks=[LambdaCallback(on_step_end=hook)], config=FitConfig(weight_decay=0.5, schedule="constant"))
     # snapshots[0] = start; snapshots[k+1] = after step k; masks[k] = frozen set during step k
     moved_after_being_frozen = 0
     for step in range(6):

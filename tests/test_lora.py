@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from hft_lib import fit
+from hft_lib import FitConfig, fit
 from hft_lib.lora import apply_lora, infer_target_modules, lora_finetuner
 from hft_lib.optim import build_optimizer, optimizer_parameter_ids
 
@@ -27,7 +27,7 @@ def test_lora_on_bert_trains_only_adapters_and_head():
     assert sum("lora_" in n for n in trainable) == 4 * 2 * 2  # 4 layers x (query, value) x (A, B)
     assert optimizer_parameter_ids(build_optimizer(ft, 1e-3)) == {id(p) for p in ft.trainable_parameters()}
     before = {n: p.detach().clone() for n, p in ft.model.named_parameters()}
-    fit(ft, tiny_batches(), epochs=2, lr=1e-2, weight_decay=0.1, progress=False, device="cpu")
+    fit(ft, tiny_batches(), epochs=2, lr=1e-2, progress=False, config=FitConfig(weight_decay=0.1))
     for name, param in ft.model.named_parameters():
         changed = not torch.equal(param, before[name])
         assert changed == (name in trainable), f"{name}: changed={changed}, trainable={name in trainable}"
@@ -38,7 +38,7 @@ def test_lora_on_llama_keeps_the_lm_head_frozen():
     trainable = set(ft.named_trainable_parameters())
     assert trainable and all("lora_" in n for n in trainable)
     assert sum(".q_proj.lora_" in n for n in trainable) == 4 * 2
-    history = fit(ft, lm_batches(), epochs=1, lr=1e-2, progress=False, device="cpu")
+    history = fit(ft, lm_batches(), epochs=1, lr=1e-2, progress=False)
     assert len(history.steps) == 4
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from hft_lib import Finetuner, TrainingDiverged, UnfreezeSchedule, fit
+from hft_lib import Checkpointing, Finetuner, GradualUnfreezing, LambdaCallback, TrainingDiverged, UnfreezeSchedule, fit
 from hft_lib.checkpoint import CheckpointError, latest_checkpoint
 
 from .conftest import tiny_bert
@@ -35,24 +35,28 @@ def shuffled_loader(seed: int = 0) -> DataLoader:
 
 
 SCHEDULE = UnfreezeSchedule("top_down", stage_length=4, unit="step")
-SETTINGS = {"epochs": 3, "lr": 1e-2, "unfreeze": SCHEDULE, "progress": False, "device": "cpu", "seed": 0}
+SETTINGS = {"epochs": 3, "lr": 1e-2, "progress": False}
 
 
-def run(**kwargs) -> tuple[Finetuner, object]:
-    ft = Finetuner(tiny_bert(), "full", verbose=False)  # dropout stays on: its randomness must be restored too
-    return ft, fit(ft, shuffled_loader(), **{**SETTINGS, **kwargs})
+def run(checkpoint_dir=None, checkpoint_every=None, resume_from=None, step_hook=None, **kwargs) -> tuple[Finetuner, object]:
+    """A gradual-unfreezing run (dropout on: its randomness must be restored too), checkpointed / resumed as asked."""
+    ft = Finetuner(tiny_bert(), "full", verbose=False)
+    callbacks = [GradualUnfreezing(SCHEDULE), Checkpointing(checkpoint_dir, checkpoint_every, resume_from)]
+    if step_hook:
+        callbacks.append(step_hook)
+    return ft, fit(ft, shuffled_loader(), callbacks=callbacks, **{**SETTINGS, **kwargs})
 
 
 def weights(ft: Finetuner) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in ft.model.state_dict().items()}
 
 
-def crash_at(step_to_crash: int):
-    def hook(step, model):
-        if step == step_to_crash:
+def crash_at(step_to_crash: int) -> LambdaCallback:
+    def hook(run):
+        if run.step == step_to_crash:
             raise Crash
 
-    return hook
+    return LambdaCallback(on_step_end=hook)
 
 
 @pytest.mark.parametrize("crash_step", [5, 7, 11])  # mid-epoch, mid-stage; and on an epoch boundary (6 steps/epoch)
@@ -85,7 +89,7 @@ def test_resume_from_another_models_checkpoint_is_a_clear_error(tmp_path):
     run(checkpoint_dir=tmp_path, max_steps=6)
     ft = Finetuner(tiny_bert(num_labels=5), "full", verbose=False)
     with pytest.raises(CheckpointError, match="was saved from model .*resume with the model and task it was saved from"):
-        fit(ft, shuffled_loader(), **{**SETTINGS, "resume_from": tmp_path})
+        fit(ft, shuffled_loader(), callbacks=[GradualUnfreezing(SCHEDULE), Checkpointing(resume_from=tmp_path)], **SETTINGS)
 
 
 def test_resume_with_other_settings_is_a_clear_error(tmp_path):
@@ -95,17 +99,20 @@ def test_resume_with_other_settings_is_a_clear_error(tmp_path):
 
 
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
-    def poison(step, model):
-        if step == 7:
+    def poison_at_7(run):
+        if run.step == 7:
             with torch.no_grad():
-                model.classifier.weight.fill_(math.nan)
+                run.model.classifier.weight.fill_(math.nan)
+
+    poison = LambdaCallback(on_step_end=poison_at_7)
 
     with pytest.raises(TrainingDiverged, match=r"lower the learning rate.*last good checkpoint is kept in .*step-000006"):
         run(checkpoint_dir=tmp_path, checkpoint_every=3, step_hook=poison)
     good = latest_checkpoint(tmp_path)
     assert good.name == "step-000006"
     ft = Finetuner(tiny_bert(), "full", verbose=False)
-    fit(ft, shuffled_loader(), **{**SETTINGS, "resume_from": good, "lr": 5e-3})  # resumes, with a lower rate
+    fit(ft, shuffled_loader(), callbacks=[GradualUnfreezing(SCHEDULE), Checkpointing(resume_from=good)],
+        **{**SETTINGS, "lr": 5e-3})  # resumes, with a lower rate
     assert all(torch.isfinite(p).all() for p in ft.model.parameters())
     assert good.exists()  # resuming never modifies the checkpoint it started from
 
@@ -124,15 +131,9 @@ def test_hft_paper_redraw_resumes_in_the_round_it_stopped():
     def hft_run(tmp, crash=None, resume=False):
         ft = Finetuner(tiny_bert(), "full", verbose=False)
         redraw = HalfParameterRedraw(ft, seed=1, every=2)
-        hooks = [redraw] + ([crash_at(crash)] if crash is not None else [])
-
-        def hook(step, model):
-            for h in hooks:
-                h(step, model)
-
-        hook.state_dict, hook.load_state_dict = redraw.state_dict, redraw.load_state_dict
-        fit(ft, shuffled_loader(), epochs=2, lr=1e-2, progress=False, device="cpu", optimizer=redraw.build_optimizer(1e-2),
-            step_hook=hook, checkpoint_dir=tmp, checkpoint_every=3, resume_from=tmp if resume else None)
+        callbacks = [redraw, Checkpointing(tmp, 3, resume_from=tmp if resume else None)]
+        callbacks += [crash_at(crash)] if crash is not None else []
+        fit(ft, shuffled_loader(), epochs=2, lr=1e-2, progress=False, optimizer=redraw.build_optimizer(1e-2), callbacks=callbacks)
         return ft, redraw
 
     import tempfile
@@ -146,24 +147,16 @@ def test_hft_paper_redraw_resumes_in_the_round_it_stopped():
     assert all(torch.equal(expected[k], got[k]) for k in expected), "resumed HFT weights differ from the uninterrupted run"
 
 
-def test_resuming_without_the_stateful_hook_it_was_saved_with_is_a_clear_error(tmp_path):
+def test_resuming_without_the_stateful_callback_it_was_saved_with_is_a_clear_error(tmp_path):
     from hft_lib.hft_paper import HalfParameterRedraw
 
-    def train(step_hook, **kwargs):
+    def train(*callbacks, with_redraw=True):
         ft = Finetuner(tiny_bert(), "full", verbose=False)
         redraw = HalfParameterRedraw(ft, seed=1, every=2)
-        fit(ft, shuffled_loader(), epochs=1, lr=1e-2, progress=False, device="cpu", optimizer=redraw.build_optimizer(1e-2),
-            step_hook=step_hook(redraw), **kwargs)
-
-    def redraw_then_crash(redraw):
-        def hook(step, model):
-            redraw(step, model)
-            crash_at(4)(step, model)
-
-        hook.state_dict = redraw.state_dict
-        return hook
+        fit(ft, shuffled_loader(), epochs=1, lr=1e-2, progress=False, optimizer=redraw.build_optimizer(1e-2),
+            callbacks=[redraw, *callbacks] if with_redraw else list(callbacks))
 
     with pytest.raises(Crash):
-        train(redraw_then_crash, checkpoint_dir=tmp_path, checkpoint_every=3)
-    with pytest.raises(CheckpointError, match="saved with a stateful step_hook \\(HalfParameterRedraw\\); pass the same step_hook"):
-        train(lambda redraw: None, resume_from=tmp_path)
+        train(Checkpointing(tmp_path, 3), crash_at(4))
+    with pytest.raises(CheckpointError, match="saved with a stateful callback \\(HalfParameterRedraw\\); pass the same callbacks"):
+        train(Checkpointing(resume_from=tmp_path), with_redraw=False)

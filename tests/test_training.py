@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from hft_lib import Finetuner, TrainingDiverged, fit, get_profile, load_task, majority_baseline, run_classification
+from hft_lib import Finetuner, FitConfig, TrainingDiverged, fit, get_profile, load_task, majority_baseline, run_classification
 
 from .conftest import tiny_batches, tiny_bert
 
@@ -20,7 +20,7 @@ def test_minilm_lower_half_beats_majority_baseline_on_trec6():
 
 def test_history_records_steps_epochs_and_eval():
     ft = Finetuner(tiny_bert(), "lower_half", verbose=False)
-    history = fit(ft, tiny_batches(4), tiny_batches(2, seed=1), epochs=2, lr=1e-3, progress=False, device="cpu")
+    history = fit(ft, tiny_batches(4), tiny_batches(2, seed=1), epochs=2, lr=1e-3, progress=False)
     assert len(history.steps) == 8 and len(history.epochs) == 2
     assert {"loss", "lr", "time_s", "trainable_layers"} <= set(history.step_frame.columns)
     assert 0 <= history.final["eval_accuracy"] <= 1
@@ -32,16 +32,16 @@ def test_nan_loss_stops_with_a_clear_message():
     with torch.no_grad():
         ft.model.classifier.weight.fill_(math.nan)
     with pytest.raises(TrainingDiverged, match="lower the learning rate"):
-        fit(ft, tiny_batches(2), epochs=1, lr=1e-3, progress=False, device="cpu")
+        fit(ft, tiny_batches(2), epochs=1, lr=1e-3, progress=False)
 
 
 @pytest.mark.parametrize("kwargs,message", [
     ({"lr": -1.0}, "Learning rate must be a positive number"),
     ({"epochs": 0}, "epochs must be a whole number"),
-    ({"device": "cuda"}, "no usable CUDA GPU"),
+    ({"config": FitConfig(device="cuda")}, "no usable CUDA GPU"),
 ])
 def test_bad_training_arguments(kwargs, message):
-    if kwargs.get("device") == "cuda" and torch.cuda.is_available():
+    if "config" in kwargs and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     ft = Finetuner(tiny_bert(), "full", verbose=False)
     with pytest.raises(ValueError, match=message):
@@ -65,7 +65,7 @@ def test_a_users_own_optimizer_follows_the_schedule_without_decaying_to_zero():
 
     ft = Finetuner(tiny_bert(), "full", verbose=False)
     optimizer = torch.optim.SGD(ft.trainable_parameters(), lr=0.1)
-    history = fit(ft, tiny_batches(6), epochs=1, optimizer=optimizer, schedule="linear", progress=False, device="cpu")
+    history = fit(ft, tiny_batches(6), epochs=1, optimizer=optimizer, progress=False, config=FitConfig(schedule="linear"))
     factor = linear_warmup_decay(6)
     assert [s["lr"] for s in history.steps] == pytest.approx([0.1 * factor(i) for i in range(6)])
 

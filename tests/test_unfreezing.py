@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from hft_lib import Finetuner, UnfreezeSchedule, fit, linear_warmup_decay, slanted_triangular
+from hft_lib import Finetuner, GradualUnfreezing, LambdaCallback, UnfreezeSchedule, fit, linear_warmup_decay, slanted_triangular
 from hft_lib.optim import layer_lr
 
 from .conftest import tiny_batches, tiny_bert
@@ -12,8 +12,8 @@ from .conftest import tiny_batches, tiny_bert
 @pytest.mark.parametrize("direction,first,last", [("bottom_up", (0,), (0, 1, 2, 3)), ("top_down", (3,), (0, 1, 2, 3))])
 def test_layers_unfreeze_at_the_right_step(direction, first, last):
     ft = Finetuner(tiny_bert(layers=4), "full", verbose=False)
-    history = fit(ft, tiny_batches(10), epochs=1, lr=1e-3, progress=False, device="cpu",
-                  unfreeze=UnfreezeSchedule(direction, stage_length=2, unit="step"))
+    history = fit(ft, tiny_batches(10), epochs=1, lr=1e-3, progress=False,
+                  callbacks=[GradualUnfreezing(UnfreezeSchedule(direction, stage_length=2, unit="step"))])
     trainable = [s["trainable_layers"] for s in history.steps]
     assert trainable[0] == trainable[1] == ()  # stage 0: head only
     assert trainable[2] == trainable[3] == first
@@ -32,9 +32,9 @@ def test_newly_unfrozen_layer_changes_after_its_stage_and_not_before():
     model = tiny_bert(layers=4)
     ft = Finetuner(model, "full", verbose=False)
     snapshots = []
-    hook = lambda step, m: snapshots.append(m.bert.encoder.layer[2].output.dense.weight.detach().clone())
-    fit(ft, tiny_batches(8), epochs=1, lr=1e-2, progress=False, device="cpu", step_hook=hook,
-        unfreeze=UnfreezeSchedule("top_down", stage_length=2, unit="step"))
+    snap = LambdaCallback(on_step_end=lambda run: snapshots.append(run.model.bert.encoder.layer[2].output.dense.weight.detach().clone()))
+    fit(ft, tiny_batches(8), epochs=1, lr=1e-2, progress=False,
+        callbacks=[GradualUnfreezing(UnfreezeSchedule("top_down", stage_length=2, unit="step")), snap])
     # top-down with stages of 2 steps: layer 3 at step 2, layer 2 at step 4
     assert torch.equal(snapshots[0], snapshots[3])
     assert not torch.equal(snapshots[3], snapshots[4])
@@ -46,8 +46,8 @@ def test_embeddings_travel_with_layer_zero():
     emb = model.bert.embeddings.word_embeddings.weight
     before = emb.detach().clone()
     seen = []
-    fit(ft, tiny_batches(6), epochs=1, lr=1e-2, progress=False, device="cpu",
-        step_hook=lambda s, m: seen.append(emb.requires_grad), unfreeze=UnfreezeSchedule("top_down", 2, "step"))
+    fit(ft, tiny_batches(6), epochs=1, lr=1e-2, progress=False,
+        callbacks=[GradualUnfreezing(UnfreezeSchedule("top_down", 2, "step")), LambdaCallback(on_step_end=lambda run: seen.append(emb.requires_grad))])
     assert seen == [False, False, False, False, True, True]
     assert not torch.equal(before, emb)
 

@@ -91,13 +91,13 @@ def test_without_ipywidgets_the_picker_draws_the_default(monkeypatch, capsys):
 
 
 def test_unfreezing_maps_show_stage_boundaries_and_the_first_layer_of_each_direction():
-    from hft_lib import UnfreezeSchedule, fit, plots
+    from hft_lib import GradualUnfreezing, UnfreezeSchedule, fit, plots
 
     histories = {}
     for direction in ("bottom_up", "top_down"):
         ft = Finetuner(tiny_bert(layers=4), "head_only", verbose=False)
-        histories[direction] = fit(ft, tiny_batches(n=5), epochs=2, lr=1e-3, progress=False, device="cpu",
-                                   unfreeze=UnfreezeSchedule(direction, stage_length=2, unit="step"))
+        histories[direction] = fit(ft, tiny_batches(n=5), epochs=2, lr=1e-3, progress=False,
+                                   callbacks=[GradualUnfreezing(UnfreezeSchedule(direction, stage_length=2, unit="step"))])
     assert plots.stage_boundaries(histories["bottom_up"]) == [2, 4, 6, 8]
     fig = plots.plot_trainable_layers(histories, n_layers=4)
     assert "bottom_up: layer 0 first" in fig._suptitle.get_text() and "top_down: layer 3 first" in fig._suptitle.get_text()

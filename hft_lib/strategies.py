@@ -1,0 +1,125 @@
+"""The registry of named fine-tuning strategies: one line on what each does, and how to set it up.
+
+Every front end reads names from here: `hft compare --strategies`, `hft strategies`, `run_classification`,
+the decoder runs, the frontier and the benchmark. An unknown name gets one message, from `get_strategy`.
+A new strategy is one entry here (and, if it changes the trainable set during training, one `Callback`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from .callbacks import Callback
+from .freezing import Finetuner
+from .lora import LORA_LR_FACTOR
+from .optim import build_optimizer
+from .unfreezing import GradualUnfreezing, UnfreezeSchedule
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    description: str
+    kind: str  # "layers": a freeze pattern; "gradual": unfreezes during training; "parameters": inside every layer
+    decoder: bool = True  # offered for decoder LLM runs too (gradual and head-only runs are encoder experiments here)
+
+
+REGISTRY: dict[str, Strategy] = {s.name: s for s in (
+    Strategy("full", "train every parameter (the baseline)", "layers"),
+    Strategy("head_only", "freeze the embeddings and every layer; train the head (feature extraction)", "layers", decoder=False),
+    Strategy("lower_half", "freeze the embeddings and layers 0 .. n/2-1 (the source text's half fine-tuning)", "layers"),
+    Strategy("alternate", "freeze the embeddings and layers 0, 2, 4, ... (every even-numbered layer)", "layers"),
+    Strategy("gradual_bottom_up", "start with the head; unfreeze one layer per stage, input side first (source text)",
+             "gradual", decoder=False),
+    Strategy("gradual_top_down", "start with the head; unfreeze one layer per stage, last layer first (ULMFiT)",
+             "gradual", decoder=False),
+    Strategy("hft_paper", "the HFT paper: half of every layer's attention, FFN and norm matrices frozen, redrawn each round",
+             "parameters"),
+    Strategy("hft_paper_static", "the HFT paper's half of every layer, drawn once", "parameters"),
+    Strategy("lora", f"LoRA r=8 on attention query/value (peft): base frozen, adapters train at {LORA_LR_FACTOR}x the rate",
+             "parameters"),
+)}
+STRATEGIES = tuple(REGISTRY)
+DECODER_STRATEGIES = tuple(name for name, s in REGISTRY.items() if s.decoder)
+
+
+def get_strategy(name: str, decoder: bool = False) -> Strategy:
+    """The registered strategy, or the one error message for an unknown (or, on a decoder, unsupported) name."""
+    allowed = DECODER_STRATEGIES if decoder else STRATEGIES
+    if name not in allowed:
+        what = "decoder strategy" if decoder and name in REGISTRY else "strategy"
+        raise ValueError(f"Unknown {what} {name or '(none given)'!r}; choose from {', '.join(allowed)} (`hft strategies` lists them).")
+    return REGISTRY[name]
+
+
+def check_strategies(names: list[str] | tuple[str, ...], decoder: bool = False) -> list[str]:
+    """Validate names early (before any model is loaded); returns them as a list."""
+    for name in names or [""]:
+        get_strategy(name, decoder)
+    return list(names)
+
+
+def describe_strategies() -> str:
+    """The registry as text, one line per strategy (what `hft strategies` prints)."""
+    width = max(map(len, REGISTRY))
+    return "\n".join(f"{s.name:<{width}}  {s.description}" + ("" if s.decoder else " [encoder only]") for s in REGISTRY.values())
+
+
+class Prepared(NamedTuple):
+    """What `fit` needs for one strategy: the Finetuner (its `.model` may be a wrapper), optimiser, callbacks, rate."""
+
+    ft: Finetuner
+    optimizer: torch.optim.Optimizer | None
+    callbacks: list[Callback]
+    lr: float
+
+
+def prepare(strategy: str, model: nn.Module, lr: float, *, seed: int = 0, total_steps: int = 1,
+            steps_per_round: int | None = None, weight_decay: float = 0.01, lr_decay: float | None = None) -> Prepared:
+    """Set a model up for one strategy.
+
+    Args:
+        total_steps: gradual strategies spread their stages (one per layer, plus the head alone) evenly over these.
+        steps_per_round: hft_paper redraws its frozen half this often (default: never within the run).
+    """
+    kind = get_strategy(strategy).kind
+    if kind == "gradual":
+        ft = Finetuner(model, "head_only", verbose=False)
+        length = max(1, total_steps // (ft.n_layers + 1))
+        direction = strategy.removeprefix("gradual_")
+        return Prepared(ft, None, [GradualUnfreezing(UnfreezeSchedule(direction, stage_length=length, unit="step"))], lr)
+    if kind == "layers":  # fit builds the optimiser
+        return Prepared(Finetuner(model, strategy, verbose=False), None, [], lr)
+    return _PARAMETER_LEVEL[strategy](model, lr, seed, steps_per_round, weight_decay, lr_decay)
+
+
+def _hft_paper(model, lr, seed, steps_per_round, weight_decay, lr_decay) -> Prepared:
+    from .hft_paper import HalfParameterRedraw
+
+    ft = Finetuner(model, "full", verbose=False)
+    redraw = HalfParameterRedraw(ft, seed=seed, every=steps_per_round)
+    return Prepared(ft, redraw.build_optimizer(lr, weight_decay, lr_decay), [redraw], lr)
+
+
+def _hft_paper_static(model, lr, seed, steps_per_round, weight_decay, lr_decay) -> Prepared:
+    from .hft_paper import apply_hft_paper
+
+    ft = Finetuner(model, "full", verbose=False)
+    apply_hft_paper(ft, seed)
+    return Prepared(ft, build_optimizer(ft, lr, weight_decay, lr_decay), [], lr)
+
+
+def _lora(model, lr, seed, steps_per_round, weight_decay, lr_decay) -> Prepared:
+    from .lora import lora_finetuner  # peft is imported only when LoRA is used
+
+    ft = lora_finetuner(model)
+    return Prepared(ft, build_optimizer(ft, lr * LORA_LR_FACTOR, weight_decay, lr_decay), [], lr * LORA_LR_FACTOR)
+
+
+_PARAMETER_LEVEL: dict[str, Callable[..., Prepared]] = {"hft_paper": _hft_paper, "hft_paper_static": _hft_paper_static,
+                                                        "lora": _lora}
