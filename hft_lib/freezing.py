@@ -1,12 +1,11 @@
 """Selective layer freezing: the source text's `Finetuner(model, freeze_pattern=...)`.
 
-Patterns (layer indices count from 0 at the input side):
-    full        nothing frozen
-    head_only   every layer and the embeddings frozen (feature extraction)
-    lower_half  layers 0 .. n//2 - 1 frozen
-    alternate   layers 0, 2, 4, ... frozen
-    [i, j, ...] exactly these layers frozen
-    callable    predicate(index, n_layers) -> True to freeze that layer
+Patterns: "full", "head_only", "lower_half", "alternate", a list of layer indices, or a function
+(index, n_layers) -> freeze? (see `patterns.py`). After construction the verbs change the frozen set,
+as fastai's do: `freeze()` (all but the head), `freeze_to(n)`, `unfreeze()`, `freeze_layers(...)`,
+`unfreeze_layers(...)`, `apply_pattern(...)`; by parameter name, `freeze_matching("*.attention.*")` and
+`unfreeze_matching(...)` (trainable rules win: apply them last); by module kind, `train_only("attention")`
+(or "ffn", "norm", "bias": BitFit), which freezes everything else in the layers and the embeddings.
 
 Embeddings: `embeddings="auto"` (the default) freezes them exactly when layer 0 is frozen. Then no
 gradient has to travel down through the frozen layers, so they build no autograd graph and their
@@ -28,42 +27,17 @@ the rest (the adapters and `modules_to_save`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 from torch import nn
 
 from .layers import ModelParts, norm_parameter_names, split_model
+from .patterns import MODULE_KINDS, PATTERNS, FreezePattern, frozen_layer_indices, match_names, parameter_kind
 
-FreezePattern = str | Sequence[int] | Callable[[int, int], bool]
-PATTERNS = ("full", "head_only", "lower_half", "alternate")
+__all__ = ["EMBEDDING_CHOICES", "PATTERNS", "Finetuner", "FreezePattern", "frozen_layer_indices"]
+
 EMBEDDING_CHOICES = ("auto", "frozen", "trainable")
-
-
-def frozen_layer_indices(pattern: FreezePattern, n_layers: int) -> list[int]:
-    """The layer indices a pattern freezes in a stack of `n_layers`."""
-    if isinstance(pattern, str):
-        rules = {
-            "full": lambda i: False,
-            "head_only": lambda i: True,
-            "lower_half": lambda i: i < n_layers // 2,
-            "alternate": lambda i: i % 2 == 0,
-        }
-        if pattern not in rules:
-            raise ValueError(
-                f"Unknown freeze_pattern {pattern!r}; use one of {', '.join(PATTERNS)}, a list of layer indices or a function (index, n_layers) -> bool."
-            )
-        return [i for i in range(n_layers) if rules[pattern](i)]
-    if callable(pattern):
-        return [i for i in range(n_layers) if pattern(i, n_layers)]
-    if isinstance(pattern, Sequence) and all(isinstance(i, int) and not isinstance(i, bool) for i in pattern):
-        bad = [i for i in pattern if not 0 <= i < n_layers]
-        if bad:
-            raise ValueError(f"Layer indices {bad} are out of range for a model with {n_layers} layers; use indices 0 to {n_layers - 1}.")
-        return sorted(set(pattern))
-    raise TypeError(
-        f"freeze_pattern must be a pattern name, a list of layer indices or a function, not {type(pattern).__name__}; e.g. freeze_pattern='lower_half'."
-    )
 
 
 class Finetuner:
@@ -88,12 +62,13 @@ class Finetuner:
         self.freeze_pattern = freeze_pattern
         self.embedding_choice = embeddings
         self.verbose = verbose
+        self.edits: list[str] = []  # verbs applied after the pattern (shown in pattern_name)
         self.parts: ModelParts = split_model(model, layers, example_inputs)
         self.layers: list[nn.Module] = [model.get_submodule(n) for n in self.parts.layer_names]
-        self._params = dict(model.named_parameters())
+        self.params = dict(model.named_parameters())
         self.norm_parameters: set[str] = norm_parameter_names(model)  # no weight decay; the HFT paper's "norm" units
         # peft froze the base model on purpose: those weights stay frozen whatever the pattern says
-        self._locked = {n for n, p in self._params.items() if not p.requires_grad} if hasattr(model, "peft_config") else set()
+        self._locked = {n for n, p in self.params.items() if not p.requires_grad} if hasattr(model, "peft_config") else set()
         self.pattern_layers()  # validate before touching the model
         self.setup_layer_freezing()
 
@@ -124,11 +99,11 @@ class Finetuner:
         off = {name for i in frozen for name in self.parts.layers[i]} | self._locked
         if self.embedding_choice == "frozen" or (self.embedding_choice == "auto" and 0 in frozen):
             off |= set(self.parts.embeddings)
-        if off >= self._params.keys():  # checked before the model is touched
+        if off >= self.params.keys():  # checked before the model is touched
             fix = ("its LM head is tied to the frozen embeddings, so pass embeddings='trainable' to train it"
                    if self.parts.tied else "choose a pattern that keeps some layers trainable")
             raise ValueError(f"freeze_pattern={self.pattern_name!r} leaves nothing trainable in {type(self.model).__name__}: {fix}.")
-        for name, param in self._params.items():
+        for name, param in self.params.items():
             param.requires_grad_(name not in off)
         if self.verbose:
             print(self.describe())
@@ -150,30 +125,84 @@ class Finetuner:
     @property
     def pattern_name(self) -> str:
         p = self.freeze_pattern
-        return p if isinstance(p, str) else ("custom" if callable(p) else f"layers {list(p)}")
+        name = p if isinstance(p, str) else ("custom" if callable(p) else f"layers {list(p)}")
+        return " + ".join([name, *self.edits])
 
     # -- verbs -----------------------------------------------------------------------------
-    def _set(self, names: list[str], trainable: bool) -> None:
+    def set_trainable(self, names: Sequence[str], trainable: bool) -> None:
+        """Set requires_grad of these parameters (by name); weights a peft wrapper froze stay frozen."""
         for name in names:
-            self._params[name].requires_grad_(trainable and name not in self._locked)
+            self.params[name].requires_grad_(trainable and name not in self._locked)
+
+    def apply_pattern(self, pattern: FreezePattern, embeddings: str | None = None) -> None:
+        """Replace the freeze pattern (and optionally the embeddings choice) and apply it from scratch."""
+        old = (self.freeze_pattern, self.embedding_choice, list(self.edits))
+        self.freeze_pattern, self.embedding_choice, self.edits = pattern, embeddings or self.embedding_choice, []
+        try:
+            self.setup_layer_freezing()
+        except (ValueError, TypeError):
+            self.freeze_pattern, self.embedding_choice, self.edits = old
+            raise
+
+    def freeze(self) -> None:
+        """Freeze everything but the head (fastai's `freeze()`): the embeddings and every layer."""
+        self.apply_pattern("head_only")
+
+    def unfreeze(self) -> None:
+        """Make everything trainable (fastai's `unfreeze()`)."""
+        self.apply_pattern("full", embeddings="auto")
+
+    def freeze_to(self, n: int) -> None:
+        """Freeze the embeddings and layers 0 .. n-1 (n < 0: all but the last -n layers), train the rest (fastai's `freeze_to`)."""
+        if not isinstance(n, int) or isinstance(n, bool) or not -self.n_layers <= n <= self.n_layers:
+            raise ValueError(f"freeze_to needs a whole number from {-self.n_layers} to {self.n_layers}, not {n!r}.")
+        self.apply_pattern(list(range(n if n >= 0 else self.n_layers + n)), embeddings="auto")
+
+    def freeze_matching(self, *patterns: str) -> list[str]:
+        """Freeze the parameters whose names match any glob (or `re:` regex); returns their names."""
+        names = match_names(list(self.params), patterns)
+        self.set_trainable(names, False)
+        self.edits.append(f"freeze_matching{patterns}")
+        return names
+
+    def unfreeze_matching(self, *patterns: str) -> list[str]:
+        """Make the parameters whose names match trainable (apply after freezing rules: trainable rules win)."""
+        names = match_names(list(self.params), patterns)
+        self.set_trainable(names, True)
+        self.edits.append(f"unfreeze_matching{patterns}")
+        return names
+
+    def train_only(self, *kinds: str, head: bool = True) -> list[str]:
+        """Inside every layer train only these module kinds ("attention", "ffn", "norm", "bias": BitFit); freeze the
+        rest of the layers and the embeddings; the head trains unless head=False. Returns the trainable names."""
+        bad = [k for k in kinds if k not in MODULE_KINDS]
+        if bad or not kinds:
+            raise ValueError(f"Unknown module kind {bad or '(none given)'}; use one or more of {', '.join(MODULE_KINDS)}.")
+        keep = [n for names in self.parts.layers for n in names if parameter_kind(n, self.norm_parameters) in kinds]
+        self.set_trainable(list(self.params), False)
+        self.set_trainable(keep + (self.parts.head if head else []), True)
+        if self.trainable_parameter_count() == 0:
+            raise ValueError(f"train_only{kinds} leaves nothing trainable in {type(self.model).__name__}; choose other kinds.")
+        self.edits.append(f"train_only{kinds}")
+        return [n for n, p in self.params.items() if p.requires_grad]
 
     def freeze_layers(self, indices: Sequence[int]) -> None:
         """Freeze these layers (requires_grad=False)."""
         for i in indices:
-            self._set(self.parts.layers[i], False)
+            self.set_trainable(self.parts.layers[i], False)
 
     def unfreeze_layers(self, indices: Sequence[int]) -> None:
         """Make these layers trainable."""
         for i in indices:
-            self._set(self.parts.layers[i], True)
+            self.set_trainable(self.parts.layers[i], True)
 
     def set_embeddings_trainable(self, trainable: bool) -> None:
         """Freeze or unfreeze the embeddings (and an LM head tied to them)."""
-        self._set(self.parts.embeddings, trainable)
+        self.set_trainable(self.parts.embeddings, trainable)
 
     # -- what is trainable -----------------------------------------------------------------
     def layer_is_frozen(self, index: int) -> bool:
-        return not any(self._params[n].requires_grad for n in self.parts.layers[index])
+        return not any(self.params[n].requires_grad for n in self.parts.layers[index])
 
     @property
     def frozen_layers(self) -> list[int]:
@@ -185,19 +214,19 @@ class Finetuner:
 
     @property
     def embeddings_trainable(self) -> bool:
-        return any(self._params[n].requires_grad for n in self.parts.embeddings)
+        return any(self.params[n].requires_grad for n in self.parts.embeddings)
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self._params.values() if p.requires_grad]
+        return [p for p in self.params.values() if p.requires_grad]
 
     def named_trainable_parameters(self) -> dict[str, nn.Parameter]:
-        return {n: p for n, p in self._params.items() if p.requires_grad}
+        return {n: p for n, p in self.params.items() if p.requires_grad}
 
     def trainable_parameter_count(self) -> int:
         return sum(p.numel() for p in self.trainable_parameters())
 
     def total_parameter_count(self) -> int:
-        return sum(p.numel() for p in self._params.values())
+        return sum(p.numel() for p in self.params.values())
 
     def trainable_share(self) -> float:
         return self.trainable_parameter_count() / self.total_parameter_count()
@@ -209,8 +238,8 @@ class Finetuner:
         rows += [("head", self.parts.head)]
         table = []
         for part, names in rows:
-            total = sum(self._params[n].numel() for n in names)
-            trainable = sum(self._params[n].numel() for n in names if self._params[n].requires_grad)
+            total = sum(self.params[n].numel() for n in names)
+            trainable = sum(self.params[n].numel() for n in names if self.params[n].requires_grad)
             state = "trainable" if trainable == total else ("frozen" if trainable == 0 else "partly frozen")
             table.append({"part": part, "state": state, "parameters": total, "trainable": trainable})
         frame = pd.DataFrame(table).set_index("part")

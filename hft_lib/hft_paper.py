@@ -27,7 +27,6 @@ a parameter frozen in this round is moved neither by momentum nor by weight deca
 from __future__ import annotations
 
 import random
-import re
 from collections import OrderedDict
 
 import pandas as pd
@@ -35,19 +34,10 @@ import torch
 
 from .callbacks import Callback, Run
 from .freezing import Finetuner
+from .patterns import module_kind
 from .optim import build_optimizer
 
 CATEGORIES = ("attention", "ffn", "norm")
-_ATTENTION = re.compile(r"attn|attention", re.IGNORECASE)
-
-
-def module_category(module_path: str, is_norm: bool = False) -> str:
-    """"attention", "ffn" or "norm" for a module inside a transformer layer (norms by type, the rest by name)."""
-    if is_norm:
-        return "norm"
-    if _ATTENTION.search(module_path):
-        return "attention"
-    return "ffn"
 
 
 def layer_units(ft: Finetuner) -> list[dict[str, list[list[str]]]]:
@@ -59,7 +49,7 @@ def layer_units(ft: Finetuner) -> list[dict[str, list[list[str]]]]:
             units.setdefault(name.rsplit(".", 1)[0], []).append(name)
         by_cat: dict[str, list[list[str]]] = {c: [] for c in CATEGORIES}
         for module, params in units.items():
-            by_cat[module_category(module, params[0] in ft.norm_parameters)].append(params)
+            by_cat[module_kind(module, params[0] in ft.norm_parameters)].append(params)
         out.append(by_cat)
     return out
 
@@ -81,8 +71,8 @@ def draw_frozen(ft: Finetuner, seed: int) -> list[str]:
 
 
 def _apply(ft: Finetuner, frozen: list[str]) -> None:
-    ft._set(list(ft._params), True)  # embeddings, head and the drawn half stay trainable (peft-frozen weights stay frozen)
-    ft._set(frozen, False)
+    ft.set_trainable(list(ft.params), True)  # embeddings, head and the drawn half stay trainable (peft-frozen weights stay frozen)
+    ft.set_trainable(frozen, False)
 
 
 def apply_hft_paper(ft: Finetuner, seed: int = 0) -> list[str]:
@@ -160,7 +150,7 @@ def mask_table(ft: Finetuner) -> pd.DataFrame:
         row = {"layer": index}
         for cat in CATEGORIES:
             units = by_cat[cat]
-            frozen = sum(not ft._params[unit[0]].requires_grad for unit in units)
+            frozen = sum(not ft.params[unit[0]].requires_grad for unit in units)
             row[cat] = f"{frozen}/{len(units)}"
         rows.append(row)
     return pd.DataFrame(rows).set_index("layer")
@@ -171,6 +161,6 @@ def frozen_unit_names(ft: Finetuner) -> dict[int, list[str]]:
     out = {}
     for index, (prefix, by_cat) in enumerate(zip(ft.parts.layer_names, layer_units(ft))):
         names = [unit[0].rsplit(".", 1)[0].removeprefix(prefix + ".") for cat in CATEGORIES for unit in by_cat[cat]
-                 if not ft._params[unit[0]].requires_grad]
+                 if not ft.params[unit[0]].requires_grad]
         out[index] = names
     return out

@@ -41,9 +41,9 @@ def param_groups(ft: Finetuner, parts: list[str | int], lr: float, weight_decay:
     groups = []
     for part in parts:
         names = {"embeddings": ft.parts.embeddings, "head": ft.parts.head}.get(part) if isinstance(part, str) else ft.parts.layers[part]
-        trainable = [n for n in names if ft._params[n].requires_grad]
+        trainable = [n for n in names if ft.params[n].requires_grad]
         for wd, keep in ((weight_decay, lambda n: not _no_decay(ft, n)), (0.0, lambda n: _no_decay(ft, n))):
-            params = [ft._params[n] for n in trainable if keep(n)]
+            params = [ft.params[n] for n in trainable if keep(n)]
             if params:
                 rate = layer_lr(ft, part, lr, decay)
                 groups.append({"params": params, "lr": rate, "base_lr": rate, "weight_decay": wd, "part": str(part)})

@@ -101,3 +101,72 @@ def test_bad_pattern_leaves_the_model_untouched():
 def test_not_a_model_is_a_clear_error():
     with pytest.raises(TypeError, match="needs a torch.nn.Module"):
         Finetuner("bert-base-uncased")
+
+
+def test_fastai_verbs_freeze_freeze_to_unfreeze():
+    ft = Finetuner(tiny_bert(layers=4), "full", verbose=False)
+    ft.freeze()
+    assert ft.frozen_layers == [0, 1, 2, 3] and not ft.embeddings_trainable
+    assert set(ft.named_trainable_parameters()) == set(ft.parts.head)
+    ft.freeze_to(-1)
+    assert ft.frozen_layers == [0, 1, 2] and not ft.embeddings_trainable
+    ft.freeze_to(1)
+    assert ft.frozen_layers == [0] and ft.pattern_name == "layers [0]"
+    ft.unfreeze()
+    assert ft.trainable_share() == 1.0
+    with pytest.raises(ValueError, match="freeze_to needs a whole number from -4 to 4"):
+        ft.freeze_to(7)
+
+
+def test_a_rejected_pattern_leaves_the_model_as_it_was():
+    ft = Finetuner(tiny_bert(layers=4), "lower_half", verbose=False)
+    with pytest.raises(ValueError, match="out of range"):
+        ft.apply_pattern([9])
+    assert ft.frozen_layers == [0, 1] and ft.freeze_pattern == "lower_half"
+
+
+def test_freezing_by_name_glob_and_regex_with_trainable_rules_winning():
+    ft = Finetuner(tiny_bert(layers=4), "full", verbose=False)
+    frozen = ft.freeze_matching("*.attention.*")
+    assert frozen and all(".attention." in n for n in frozen)
+    assert not any(p.requires_grad for n, p in ft.params.items() if ".attention." in n)
+    back = ft.unfreeze_matching(r"re:.*layer\.3\.attention\..*")
+    assert back and all(ft.params[n].requires_grad for n in back)
+    assert not ft.params["bert.encoder.layer.2.attention.self.query.weight"].requires_grad
+    assert "freeze_matching" in ft.pattern_name and "unfreeze_matching" in ft.pattern_name
+    with pytest.raises(ValueError, match="'\\*.atention.\\*' matches no parameter"):
+        ft.freeze_matching("*.atention.*")  # a typo must not silently freeze nothing
+
+
+def test_train_only_biases_is_bitfit_and_keeps_everything_else_bit_identical():
+    model = tiny_bert(layers=2)
+    ft = Finetuner(model, "full", verbose=False)
+    trainable = set(ft.train_only("bias"))
+    in_layers = {n for names in ft.parts.layers for n in names}
+    assert trainable == {n for n in in_layers if n.endswith("bias") and n not in ft.norm_parameters} | set(ft.parts.head)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    fit(ft, tiny_batches(2), epochs=1, lr=1e-2, progress=False)
+    for name, param in model.named_parameters():
+        assert torch.equal(param, before[name]) == (name not in trainable), name
+
+
+def test_train_only_attention_and_unknown_kinds():
+    ft = Finetuner(tiny_bert(layers=2), "full", verbose=False)
+    layer_names = {n for names in ft.parts.layers for n in names}
+    trainable = set(ft.train_only("attention")) & layer_names
+    assert trainable and all(".attention." in n for n in trainable)
+    assert "bert.encoder.layer.0.attention.output.LayerNorm.weight" not in trainable  # a norm, not attention
+    with pytest.raises(ValueError, match="Unknown module kind \\['mlp'\\]; use one or more of attention, ffn, norm, bias"):
+        ft.train_only("mlp")
+
+
+def test_discriminative_rates_as_a_slice_run_geometrically_from_embeddings_to_head():
+    ft = Finetuner(tiny_bert(layers=4), "full", verbose=False)
+    history = fit(ft, tiny_batches(1), epochs=1, lr=slice(1e-5, 1e-3), progress=False, config=FitConfig(schedule="constant"))
+    assert history.steps[0]["lr"] > 0
+    optimizer = build_optimizer(ft, 1e-3, decay=(1e-3 / 1e-5) ** (1 / 5))
+    rates = {g["part"]: g["lr"] for g in optimizer.param_groups}
+    assert rates["head"] == pytest.approx(1e-3) and rates["embeddings"] == pytest.approx(1e-5)
+    assert rates["0"] < rates["1"] < rates["2"] < rates["3"] < rates["head"]
+    with pytest.raises(ValueError, match="lr=slice\\(lo, hi\\) needs 0 < lo <= hi"):
+        fit(ft, tiny_batches(1), lr=slice(1e-3, 1e-5), progress=False)

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from hft_lib import Finetuner, FitConfig, LambdaCallback, Run, fit
-from hft_lib.hft_paper import HalfParameterRedraw, apply_hft_paper, layer_units, mask_table, module_category
+from hft_lib.hft_paper import HalfParameterRedraw, apply_hft_paper, layer_units, mask_table
+from hft_lib.patterns import module_kind
 
 from .conftest import lm_batches, tiny_bert, tiny_llama
 
@@ -13,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def frozen_counts(ft):
     """Per layer and category: (frozen units, units)."""
-    return [{cat: (sum(not ft._params[u[0]].requires_grad for u in units), len(units)) for cat, units in by_cat.items()}
+    return [{cat: (sum(not ft.params[u[0]].requires_grad for u in units), len(units)) for cat, units in by_cat.items()}
             for by_cat in layer_units(ft)]
 
 
@@ -37,8 +38,8 @@ def test_static_draw_on_bert_counts_and_biases_travel_with_weights():
     assert all(c == {"attention": (2, 4), "ffn": (1, 2), "norm": (1, 2)} for c in frozen_counts(ft))
     assert all((n.replace(".bias", ".weight") in frozen) == (n in frozen) for n in frozen if n.endswith(".bias"))
     assert all(v == "2/4" for v in mask_table(ft)["attention"])
-    assert module_category("bert.encoder.layer.0.attention.output.LayerNorm", is_norm=True) == "norm"
-    assert module_category("bert.encoder.layer.0.attention.output.dense") == "attention"
+    assert module_kind("bert.encoder.layer.0.attention.output.LayerNorm", is_norm=True) == "norm"
+    assert module_kind("bert.encoder.layer.0.attention.output.dense") == "attention"
 
 
 def test_norms_are_found_by_module_type_not_name():
