@@ -31,8 +31,10 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 import hft_lib as hft
-from hft_lib import costmodel, training
-from hft_lib.caching import FrozenPrefixCache
+from hft_lib import training
+from hft_lib.layers import find_layer_stack
+from hft_lib.measure import costmodel
+from hft_lib.runtime.caching import FrozenPrefixCache
 
 SETTINGS = {  # (batch size, tokens) per model and device kind
     "cpu": {"minilm-l6": (16, 64), "smollm2-135m": (4, 64)},
@@ -142,7 +144,7 @@ def benchmark_model(model_name: str, device: str, quick: bool) -> list[dict]:
     cal = costmodel.calibrate(base, batches[0], repeats=2 if quick else 5, amp=amp, clock=CLOCK)
     print(f"\n## {model_name}: batch {batch} x {tokens} tokens on {device}\ncalibration: {cal.describe()}", flush=True)
     strategies = []
-    for name, pattern in patterns(len(hft.find_layer_stack(base)), quick).items():
+    for name, pattern in patterns(len(find_layer_stack(base)), quick).items():
         ft = hft.Finetuner(base, pattern, verbose=False)
         strategies.append(Strategy(name, ft, [p.requires_grad for p in base.parameters()], hft.build_optimizer(ft, LR), cal))
     paper = hft_paper_strategy(base, cal)

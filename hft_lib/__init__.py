@@ -1,71 +1,70 @@
-"""hft_lib: selective layer freezing, gradual unfreezing and measured fine-tuning of pretrained transformers."""
+"""hft_lib: selective layer freezing, gradual unfreezing and measured fine-tuning of pretrained transformers.
 
-from .assets import AssetError, fetch
-from .caching import FrozenPrefixCache
-from .callbacks import BudgetRecorder, Callback, LambdaCallback, Run
-from .checkpoint import CheckpointError, Checkpointing, latest_checkpoint
-from .config import Profile, get_device, get_profile, set_seed
-from .data import label_names, load_task, majority_baseline, make_loader
-from .experiments import run_classification
-from .freezing import Finetuner, frozen_layer_indices
-from .hf_trainer import FreezingCallback
-from .hft_paper import HalfParameterRedraw, apply_hft_paper
-from .layers import find_layer_stack, split_model
-from .lm import compare_lm, prepare_lm, run_lm
-from .lora import apply_lora
-from .memory import enable_gradient_checkpointing
-from .models import load_model
-from .optim import build_optimizer, linear_warmup_decay, slanted_triangular
-from .strategies import DECODER_STRATEGIES, STRATEGIES, get_strategy
+The core (imported here, light: torch and nothing heavier) is `layers` (which parameters are embeddings,
+layer i, head), `patterns` and `freezing` (`Finetuner`), `unfreezing`, `optim`, `callbacks`, `training`
+(`fit`), `checkpoint` and `strategies` (the registry). Loading (`models`, `data`, `assets`) and the
+experiment runners load transformers, datasets and pandas only when first used. Sub-packages:
+`measure/` (retention probes, CKA, cost model), `runtime/` (frozen-prefix cache, gradient checkpointing,
+DDP, the Hugging Face Trainer callback), `experiments/` (the runs behind the notebooks and the `hft`
+command) and `viz/` (plots and widgets).
+"""
+
+from importlib import import_module
+
+from .callbacks import Callback, LambdaCallback
+from .checkpoint import Checkpointing
+from .config import get_device, get_profile, set_seed
+from .freezing import Finetuner
+from .optim import build_optimizer
+from .strategies import STRATEGIES, get_strategy
 from .training import FitConfig, History, TrainingDiverged, evaluate, fit
-from .unfreezing import GradualUnfreezer, GradualUnfreezing, UnfreezeSchedule
+from .unfreezing import GradualUnfreezing, UnfreezeSchedule
+
+# Imported on first use: these pull in transformers, datasets, pandas or peft.
+_LAZY = {
+    "load_model": ".models",
+    "load_task": ".data",
+    "make_loader": ".data",
+    "majority_baseline": ".data",
+    "HalfParameterRedraw": ".hft_paper",
+    "run_classification": ".experiments.classification",
+}
 
 __version__ = "0.1.0"
 __all__ = [
-    "DECODER_STRATEGIES",
     "STRATEGIES",
-    "BudgetRecorder",
     "Callback",
     "Checkpointing",
+    "Finetuner",
     "FitConfig",
     "GradualUnfreezing",
-    "LambdaCallback",
-    "Run",
-    "get_strategy",
-    "AssetError",
-    "CheckpointError",
-    "Finetuner",
-    "FreezingCallback",
-    "FrozenPrefixCache",
-    "GradualUnfreezer",
     "HalfParameterRedraw",
     "History",
-    "Profile",
+    "LambdaCallback",
     "TrainingDiverged",
     "UnfreezeSchedule",
-    "apply_hft_paper",
-    "apply_lora",
     "build_optimizer",
-    "compare_lm",
-    "enable_gradient_checkpointing",
     "evaluate",
-    "fetch",
-    "find_layer_stack",
     "fit",
-    "frozen_layer_indices",
     "get_device",
     "get_profile",
-    "label_names",
-    "latest_checkpoint",
-    "linear_warmup_decay",
+    "get_strategy",
     "load_model",
     "load_task",
     "majority_baseline",
     "make_loader",
-    "prepare_lm",
     "run_classification",
-    "run_lm",
     "set_seed",
-    "slanted_triangular",
-    "split_model",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'hft_lib' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

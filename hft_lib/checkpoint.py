@@ -289,7 +289,7 @@ class Checkpointing(Callback):
         return self.saver.last if self.saver else None
 
     def on_optimizer(self, run: Run) -> None:
-        from . import distributed
+        from .runtime import distributed
         from .training import History
 
         identity = model_identity(run.model, self.model_name)

@@ -28,9 +28,12 @@ the rest (the adapters and `modules_to_save`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from torch import nn
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from .layers import ModelParts, norm_parameter_names, split_model
 from .patterns import MODULE_KINDS, PATTERNS, FreezePattern, frozen_layer_indices, match_names, parameter_kind
@@ -233,6 +236,7 @@ class Finetuner:
 
     def summary(self) -> pd.DataFrame:
         """Per part (embeddings, each layer, head): frozen or trainable and parameter counts."""
+        import pandas as pd  # only here: `import hft_lib` stays light
         rows = [("embeddings", self.parts.embeddings)]
         rows += [(f"layer {i}", names) for i, names in enumerate(self.parts.layers)]
         rows += [("head", self.parts.head)]

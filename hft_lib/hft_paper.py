@@ -34,8 +34,8 @@ import torch
 
 from .callbacks import Callback, Run
 from .freezing import Finetuner
-from .patterns import module_kind
 from .optim import build_optimizer
+from .patterns import module_kind
 
 CATEGORIES = ("attention", "ffn", "norm")
 
@@ -120,7 +120,7 @@ class HalfParameterRedraw(Callback):
         if self.every and (run.step + 1) % self.every == 0:
             self.redraw()
 
-    def state_dict(self) -> dict:  # noqa: D102 - documented below
+    def state_dict(self) -> dict:
         """What a checkpoint needs to continue the redraws exactly: the round in force (and the settings it came from)."""
         return {"kind": "HalfParameterRedraw", "seed": self.seed, "every": self.every, "round": self.round}
 

@@ -8,20 +8,24 @@ every epoch, `tqdm.auto` progress bars, mixed precision on CUDA, optional gradua
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from . import distributed
+if TYPE_CHECKING:
+    import pandas as pd
+
 from .callbacks import Callback, Run, call
 from .checkpoint import EpochBatches
 from .config import get_device, set_seed
 from .freezing import Finetuner
 from .optim import apply_schedule, build_optimizer, make_schedule
+from .runtime import distributed
 
 
 class TrainingDiverged(RuntimeError):
@@ -38,6 +42,8 @@ class History:
 
     @property
     def step_frame(self) -> pd.DataFrame:
+        import pandas as pd  # only here: `import hft_lib` stays light
+
         return pd.DataFrame(self.steps)
 
     @property
@@ -46,7 +52,7 @@ class History:
 
     def median_step_time(self, skip: int = 2) -> float:
         times = [s["time_s"] for s in self.steps[skip:]] or [s["time_s"] for s in self.steps]
-        return float(pd.Series(times).median())
+        return float(statistics.median(times))
 
 
 def parameter_bytes(model: torch.nn.Module, trainable_only: bool = False) -> int:
@@ -157,8 +163,8 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
     call(run, "on_fit_start")  # e.g. gradual unfreezing freezes everything but the head, before the optimiser sees it
     run.optimizer = optimizer or build_optimizer(ft, peak, config.weight_decay, decay)
     total = int(min(max_steps or math.inf, epochs * len(train_loader)))
-    run.extra["plan"] = dict(epochs=epochs, lr=peak, weight_decay=config.weight_decay, schedule=config.schedule, lr_decay=decay,
-                             total_steps=total, batches_per_epoch=len(train_loader), seed=config.seed)
+    run.extra["plan"] = {"epochs": epochs, "lr": peak, "weight_decay": config.weight_decay, "schedule": config.schedule,
+                         "lr_decay": decay, "total_steps": total, "batches_per_epoch": len(train_loader), "seed": config.seed}
     call(run, "on_optimizer")  # resuming restores weights, optimiser, position and callback states here
     if dist:
         distributed.check_loader(train_loader)

@@ -66,7 +66,7 @@ class GradualUnfreezer:
         self.lr, self.weight_decay, self.decay = lr, weight_decay, decay
         # several stacks (T5): stage k unfreezes the k-th group of every stack at once
         per_stack = [[[r[i] for i in group] for group in schedule.stages(len(r))] for r in ft.parts.stack_ranges()]
-        self.plan = [sum((s[k] for s in per_stack if k < len(s)), []) for k in range(max(len(s) for s in per_stack))]
+        self.plan = [[i for s in per_stack if k < len(s) for i in s[k]] for k in range(max(len(s) for s in per_stack))]
         self.stage = 0
         ft.freeze_layers(range(ft.n_layers))
         ft.set_embeddings_trainable(False)

@@ -17,8 +17,9 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from transformers import BertConfig, BertForSequenceClassification
 
-from hft_lib import Finetuner, GradualUnfreezing, UnfreezeSchedule, distributed, fit
-from hft_lib import hf_trainer as hf_trainer_module
+from hft_lib import Finetuner, GradualUnfreezing, UnfreezeSchedule, fit
+from hft_lib.runtime import distributed
+from hft_lib.runtime import hf_trainer as hf_trainer_module
 
 
 def tiny_model() -> BertForSequenceClassification:

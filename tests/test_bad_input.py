@@ -16,7 +16,6 @@ import torch
 from datasets import Dataset
 
 from hft_lib import (
-    AssetError,
     Checkpointing,
     Finetuner,
     FitConfig,
@@ -28,8 +27,9 @@ from hft_lib import (
     load_task,
     make_loader,
 )
+from hft_lib.assets import AssetError
 from hft_lib.checkpoint import CheckpointError
-from hft_lib.cli import main
+from hft_lib.experiments.cli import main
 
 from .conftest import tiny_batches, tiny_bert
 
@@ -234,7 +234,7 @@ def test_console_command_rejects_bad_input(case, tmp_path, monkeypatch, capsys):
 
 
 def test_real_console_command_exits_nonzero_with_one_sentence(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "hft_lib.cli", "compare", "--task", "imdb_reviews", "--out", str(tmp_path)],
+    done = subprocess.run([sys.executable, "-m", "hft_lib.experiments.cli", "compare", "--task", "imdb_reviews", "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 2
     assert done.stderr.strip() == ("error: Unknown task 'imdb_reviews'; use one of trec6, sms_spam, movie_sentiment, "

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hft_lib import Finetuner, fit
-from hft_lib.caching import FrozenPrefixCache
+from hft_lib.runtime.caching import FrozenPrefixCache
 from tests.conftest import tiny_batches, tiny_bert
 
 

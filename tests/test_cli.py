@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from hft_lib.cli import main, new_run_dir
+from hft_lib.experiments.cli import main, new_run_dir
 
 
 def test_unknown_strategy_exits_nonzero(capsys, tmp_path):
@@ -28,7 +28,7 @@ def test_run_folders_never_collide(tmp_path):
 
 
 def test_compare_end_to_end(tmp_path):
-    cmd = [sys.executable, "-m", "hft_lib.cli", "compare", "--strategies", "head_only,lower_half", "--epochs", "1",
+    cmd = [sys.executable, "-m", "hft_lib.experiments.cli", "compare", "--strategies", "head_only,lower_half", "--epochs", "1",
            "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr

@@ -5,7 +5,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from hft_lib import Finetuner
-from hft_lib.costmodel import Calibration, calibrate, model_blocks, predicted_ratio, step_seconds, trainable_state
+from hft_lib.measure.costmodel import Calibration, calibrate, model_blocks, predicted_ratio, step_seconds, trainable_state
 from tests.conftest import tiny_batches, tiny_bert
 
 

@@ -80,7 +80,7 @@ def test_empty_dataset():
 
 def test_missing_asset_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("HFT_ASSETS", str(tmp_path))
-    with pytest.raises(hft_lib.AssetError, match="run `hft fetch`"):
+    with pytest.raises(hft_lib.assets.AssetError, match="run `hft fetch`"):
         load_task("sms_spam")
 
 
@@ -89,5 +89,5 @@ def test_corrupt_asset_names_the_fix(tmp_path, monkeypatch):
     (tmp_path / member).parent.mkdir(parents=True)
     (tmp_path / member).write_text("not the real file")
     monkeypatch.setenv("HFT_ASSETS", str(tmp_path))
-    with pytest.raises(hft_lib.AssetError, match=r"corrupt .*run `hft fetch --force`"):
+    with pytest.raises(hft_lib.assets.AssetError, match=r"corrupt .*run `hft fetch --force`"):
         assets.asset_path(member)

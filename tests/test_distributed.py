@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from hft_lib import Finetuner, fit
-from hft_lib.distributed import DistributedContext, check_backend, check_loader
+from hft_lib.runtime.distributed import DistributedContext, check_backend, check_loader
 
 from . import ddp_worker
 from .conftest import tiny_batches, tiny_bert

@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from hft_lib import Finetuner, FitConfig, build_optimizer, fit, frozen_layer_indices
+from hft_lib import Finetuner, FitConfig, build_optimizer, fit
 from hft_lib.optim import optimizer_parameter_ids
+from hft_lib.patterns import frozen_layer_indices
 
 from .conftest import tiny_batches, tiny_bert
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from hft_lib import Finetuner, fit
-from hft_lib.frontier import COSTS, _relative_cost, explorer, plot_model
+from hft_lib.experiments.frontier import COSTS, _relative_cost, explorer, plot_model
 
 from .conftest import tiny_batches, tiny_bert
 
@@ -36,7 +36,7 @@ def test_every_cost_measure_sizes_and_colours_the_points():
 
 
 def test_explorer_offers_only_computed_runs_and_redraws_on_every_choice(monkeypatch):
-    from hft_lib import frontier
+    from hft_lib.experiments import frontier
 
     drawn = []
     monkeypatch.setattr(frontier, "plot_model", lambda frame, model, budget, highlight, cost: drawn.append((model, budget, highlight, cost)))

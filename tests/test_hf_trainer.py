@@ -5,7 +5,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from hft_lib import UnfreezeSchedule
-from hft_lib.hf_trainer import FreezingCallback
+from hft_lib.runtime.hf_trainer import FreezingCallback
 
 from .conftest import tiny_bert
 

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from hft_lib import Finetuner, FitConfig, LambdaCallback, Run, fit
+from hft_lib import Finetuner, FitConfig, LambdaCallback, fit
+from hft_lib.callbacks import Run
 from hft_lib.hft_paper import HalfParameterRedraw, apply_hft_paper, layer_units, mask_table
 from hft_lib.patterns import module_kind
 

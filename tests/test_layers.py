@@ -26,7 +26,8 @@ from transformers import (
     ViTForImageClassification,
 )
 
-from hft_lib import Finetuner, split_model
+from hft_lib import Finetuner
+from hft_lib.layers import split_model
 from hft_lib.optim import layer_lr
 
 SMALL = {"hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 32}

@@ -8,9 +8,10 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from transformers import AutoTokenizer
 
 from hft_lib import get_profile
-from hft_lib.strategies import DECODER_STRATEGIES
-from hft_lib.lm import label_token_ids, make_prompt_loader, prepare_lm, run_lm, task_metrics
+from hft_lib.experiments.decoder import prepare_lm, run_lm
+from hft_lib.experiments.prompts import label_token_ids, make_prompt_loader, task_metrics
 from hft_lib.models import model_path
+from hft_lib.strategies import DECODER_STRATEGIES
 
 from .conftest import tiny_llama
 
@@ -93,7 +94,7 @@ def test_unknown_strategy_is_a_clear_error():
 
 
 def test_decoder_cli_refuses_unknown_strategies_before_loading_anything(tmp_path, capsys):
-    from hft_lib.cli import main
+    from hft_lib.experiments.cli import main
 
     assert main(["compare", "--model", "smollm2-135m", "--strategies", "full,gradual_top_down", "--out", str(tmp_path)]) == 2
     assert "Unknown decoder strategy 'gradual_top_down'" in capsys.readouterr().err
@@ -103,7 +104,7 @@ def test_decoder_cli_refuses_unknown_strategies_before_loading_anything(tmp_path
 def test_choose_table_picks_the_measured_best_per_situation():
     import pandas as pd
 
-    from hft_lib.frontier import _relative_cost, choose_table
+    from hft_lib.experiments.frontier import _relative_cost, choose_table
     rows = [("full", 0.90, 80.0, 1.0, 100.0), ("lower_half", 0.89, 95.0, 0.6, 40.0), ("lora", 0.70, 99.0, 0.8, 0.5)]
     frame = _relative_cost(pd.DataFrame([{"model": "m", "strategy": s, "budget": "8 steps", "steps": 8, "quality": q,
                                           "retention": r, "step_time_s": t, "trainable_pct": p} for s, q, r, t, p in rows]))

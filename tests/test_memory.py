@@ -3,7 +3,7 @@
 import torch
 
 from hft_lib import Finetuner, build_optimizer, fit
-from hft_lib.memory import enable_gradient_checkpointing, gradient_checkpointing_enabled
+from hft_lib.runtime.memory import enable_gradient_checkpointing, gradient_checkpointing_enabled
 from tests.conftest import tiny_batches, tiny_bert
 
 

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from hft_lib import plots
+from hft_lib.viz import plots
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from hft_lib import Finetuner, fit
-from hft_lib.retention import mean_retention, probe_accuracy, retention_report
-from hft_lib.similarity import linear_cka, relative_weight_change, snapshot
+from hft_lib.measure.retention import mean_retention, probe_accuracy, retention_report
+from hft_lib.measure.similarity import linear_cka, relative_weight_change, snapshot
 
 from .conftest import tiny_batches, tiny_bert
 
@@ -44,8 +44,8 @@ def test_frozen_layers_do_not_move_and_trained_ones_do():
 
 def test_run_classification_scores_the_pretrained_probes_itself_when_not_given():
     from hft_lib import get_profile, run_classification
+    from hft_lib.measure.retention import ProbeSuite
     from hft_lib.models import load_model
-    from hft_lib.retention import ProbeSuite
 
     _, tokenizer = load_model("minilm-l6", num_labels=6)
     probes = ProbeSuite(tokenizer, size=40, test_size=40)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from hft_lib import Finetuner, GradualUnfreezing, LambdaCallback, UnfreezeSchedule, fit, linear_warmup_decay, slanted_triangular
-from hft_lib.optim import layer_lr
+from hft_lib import Finetuner, GradualUnfreezing, LambdaCallback, UnfreezeSchedule, fit
+from hft_lib.optim import layer_lr, linear_warmup_decay, slanted_triangular
 
 from .conftest import tiny_batches, tiny_bert
 

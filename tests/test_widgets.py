@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import pytest
 
 from hft_lib import Finetuner
-from hft_lib.widgets import draw_freeze_map, freeze_pattern_picker, freeze_plan, parse_layers, plan_counts
+from hft_lib.viz.widgets import draw_freeze_map, freeze_pattern_picker, freeze_plan, parse_layers, plan_counts
 
 from .conftest import tiny_batches, tiny_bert
 
@@ -91,7 +91,8 @@ def test_without_ipywidgets_the_picker_draws_the_default(monkeypatch, capsys):
 
 
 def test_unfreezing_maps_show_stage_boundaries_and_the_first_layer_of_each_direction():
-    from hft_lib import GradualUnfreezing, UnfreezeSchedule, fit, plots
+    from hft_lib import GradualUnfreezing, UnfreezeSchedule, fit
+    from hft_lib.viz import plots
 
     histories = {}
     for direction in ("bottom_up", "top_down"):

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from hft_lib import Finetuner
-from hft_lib.layers import make_example_inputs
+from hft_lib.tracing import make_example_inputs
 from hft_lib.optim import build_optimizer
 
 from .zoo import LAYERS, Skip, build, quiet, zoo

@@ -23,7 +23,8 @@ MAPPINGS = {
 }
 LAYERS = 4  # layers per stack: lower_half freezes 0-1, alternate 0 and 2
 # Set on a config only where it has the attribute (directly or through its attribute_map).
-SMALL = dict(hidden_size=32, num_hidden_layers=LAYERS, num_attention_heads=4, num_key_value_heads=2, intermediate_size=48,
+SMALL = dict(  # noqa: C408 - keyword style reads as a config
+    hidden_size=32, num_hidden_layers=LAYERS, num_attention_heads=4, num_key_value_heads=2, intermediate_size=48,
              d_model=32, encoder_layers=LAYERS, decoder_layers=LAYERS, encoder_attention_heads=4, decoder_attention_heads=4,
              encoder_ffn_dim=48, decoder_ffn_dim=48, num_layers=LAYERS, num_decoder_layers=LAYERS, num_heads=4, d_ff=48,
              d_kv=8, head_dim=8, embedding_size=32, moe_intermediate_size=16, num_experts=3, num_local_experts=3,
@@ -77,7 +78,7 @@ def quiet():
 
 def build(task: str, model_type: str) -> torch.nn.Module:
     """A randomly initialised tiny model, or Skip with the reason (config rejected, still large, or does not run)."""
-    from hft_lib.layers import make_example_inputs
+    from hft_lib.tracing import make_example_inputs
 
     auto = MAPPINGS[task][1]
     with quiet():

@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .data import load_task, make_loader
+from ..data import load_task, make_loader
 
 DEFAULT_PROBE_TASKS = ("sms_spam", "movie_sentiment")
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .layers import find_layer_stack
+from ..layers import find_layer_stack
 
 _EMBED_HINTS = ("embed", "wte", "wpe", "shared")
 

@@ -25,9 +25,9 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from torch import nn
 
-from .costmodel import trainable_state
-from .freezing import EMBEDDING_CHOICES, PATTERNS, Finetuner, FreezePattern
-from .layers import find_layer_stack
+from ..freezing import EMBEDDING_CHOICES, PATTERNS, Finetuner, FreezePattern
+from ..layers import find_layer_stack
+from ..measure.costmodel import trainable_state
 
 STATES = ("trainable", "frozen, gradient passes", "frozen, skipped")
 STATE_COLORS = {"trainable": "#2a9d8f", "frozen, gradient passes": "#f4a261", "frozen, skipped": "#d9d9d9"}

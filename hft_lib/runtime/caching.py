@@ -34,7 +34,7 @@ import warnings
 import torch
 from torch import nn
 
-from .freezing import Finetuner
+from ..freezing import Finetuner
 
 
 class FrozenPrefixCache:

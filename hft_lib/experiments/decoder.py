@@ -1,11 +1,8 @@
 """Freezing strategies on a decoder LLM: task quality against forgetting, measured.
 
-The task is a classification task written as a prompt (TREC-6: "Question: ...\\nAnswer type:"),
-answered by one label word (" location", " person", ...). Training uses the loss of that answer
-token only. Task quality on held-out examples is (a) accuracy of choosing the right label word by
-comparing the log-likelihoods of the label words at the answer position (each label word is one
-token, so this is the full continuation likelihood) and (b) the held-out task loss (nats per
-answer). Forgetting is the change in perplexity on held-out general English (`news_text`).
+The task is a classification task written as a prompt (see `prompts`). Forgetting is the change in
+perplexity on held-out general English (`news_text`): perplexity is exp(mean loss per token), the
+number of equally likely next tokens the model is as unsure as; lower is better.
 
 `prepare_lm` loads the model, data and the "before" numbers once; `run_lm` copies the pristine
 model and fine-tunes the copy with one strategy.
@@ -15,98 +12,23 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .callbacks import BudgetRecorder
-from .config import Profile, get_device, get_profile, set_seed
-from .data import label_names, load_task, make_loader
-from .models import load_model
-from .strategies import DECODER_STRATEGIES, check_strategies, prepare
-from .training import FitConfig, evaluate, fit
+from ..callbacks import BudgetRecorder
+from ..config import Profile, get_device, get_profile, set_seed
+from ..data import label_names, load_task, make_loader
+from ..models import load_model
+from ..strategies import DECODER_STRATEGIES, check_strategies, prepare
+from ..training import FitConfig, evaluate, fit
+from .prompts import PROMPTS, label_token_ids, make_prompt_loader, task_metrics
 
 ROUNDS = 3  # hft_paper redraws its frozen half this many times over a decoder run (a round = steps / ROUNDS)
-# (prompt with {text}, label word per class name); each label word must be one token after a space
-PROMPTS = {
-    "trec6": ("Question: {text}\nAnswer type:", {"ABBR": "abbreviation", "DESC": "description", "ENTY": "entity",
-                                                 "HUM": "person", "LOC": "location", "NUM": "number"}),
-    "sms_spam": ("Message: {text}\nSpam or ham:", {"ham": "ham", "spam": "spam"}),
-    "movie_sentiment": ("Review: {text}\nSentiment:", {"negative": "negative", "positive": "positive"}),
-    "rotten_tomatoes": ("Review: {text}\nSentiment:", {"rotten": "negative", "fresh": "positive"}),
-}
 # Sizes per profile: (batch size, held-out task examples, news passages); sequence length = profile.max_length.
 LM_SIZES = {"quick": (8, 120, 24), "full": (16, 1000, 300)}
-
-
-def label_token_ids(tokenizer, words: list[str]) -> list[int]:
-    """The single token of " word" for each label word, or a clear error."""
-    ids = []
-    for word in words:
-        tokens = tokenizer(" " + word, add_special_tokens=False)["input_ids"]
-        if len(tokens) != 1:
-            raise ValueError(f"Label word {word!r} is {len(tokens)} tokens for this tokenizer; pick label words that are one token each.")
-        ids.append(tokens[0])
-    if len(set(ids)) != len(ids):
-        raise ValueError("Two label words share a token; pick distinct label words.")
-    return ids
-
-
-def make_prompt_loader(data, tokenizer, task_name: str, batch_size: int, max_length: int, shuffle: bool = False,
-                       seed: int = 0) -> DataLoader:
-    """Batches of prompt + answer token; `labels` is -100 everywhere except at the answer."""
-    if task_name not in PROMPTS:
-        raise ValueError(f"No prompt for task {task_name!r}; use one of {', '.join(PROMPTS)}.")
-    template, words = PROMPTS[task_name]
-    answers = label_token_ids(tokenizer, [words[name] for name in data.features["label"].names])
-    before, after = template.split("{text}")
-    pre = tokenizer(before, add_special_tokens=False)["input_ids"]
-    post = tokenizer(after, add_special_tokens=False)["input_ids"]
-    budget = max_length - len(pre) - len(post) - 1
-    if budget < 4:
-        raise ValueError(f"max_length={max_length} leaves no room for the text after the prompt; use at least {len(pre) + len(post) + 5}.")
-    texts = tokenizer(list(data["text"]), add_special_tokens=False)["input_ids"]
-    rows = [(pre + ids[:budget] + post, answers[label]) for ids, label in zip(texts, data["label"])]
-
-    def collate(batch):
-        width = max(len(ids) for ids, _ in batch) + 1
-        input_ids = torch.full((len(batch), width), tokenizer.pad_token_id)
-        labels = torch.full((len(batch), width), -100)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for i, (ids, answer) in enumerate(batch):
-            n = len(ids)
-            input_ids[i, :n + 1] = torch.tensor([*ids, answer])
-            labels[i, n] = answer
-            mask[i, :n + 1] = 1
-        return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
-
-    return DataLoader(rows, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
-                      generator=torch.Generator().manual_seed(seed))
-
-
-@torch.no_grad()
-def task_metrics(model: nn.Module, loader: DataLoader, label_ids: list[int]) -> dict[str, float]:
-    """Label-word accuracy (argmax of the label words' log-likelihoods) and the answer's loss (nats)."""
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    choices = torch.tensor(label_ids, device=device)
-    correct, loss, count = 0, 0.0, 0
-    for batch in loader:
-        batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        rows = torch.arange(len(logits), device=device)
-        where = (batch["labels"] != -100).int().argmax(1)  # answer position; predicted from the token before
-        answer = batch["labels"][rows, where]
-        logp = torch.log_softmax(logits[rows, where - 1].float(), dim=-1)
-        loss += -logp[rows, answer].sum().item()
-        correct += (choices[logp[:, choices].argmax(1)] == answer).sum().item()
-        count += len(answer)
-    model.train(was_training)
-    return {"accuracy": correct / count, "loss": loss / count}
 
 
 @dataclass
@@ -222,43 +144,3 @@ def compare_lm(strategies: list[str] | tuple[str, ...] = DECODER_STRATEGIES, set
     setup = setup or prepare_lm(**{k: kwargs[k] for k in ("profile", "seed", "steps") if k in kwargs})
     rows = [run_lm(s, setup=setup, **kwargs) for s in strategies]
     return pd.DataFrame([{k: v for k, v in r.items() if k != "budgets"} for r in rows])
-
-
-def plot_tradeoff(frame, quality: str, retention: str, cost: str, ax=None, title: str | None = None,
-                  quality_label: str | None = None, retention_label: str | None = None, cost_label: str | None = None):
-    """Scatter of task quality (x) against retention (y), one labelled point per strategy, size and colour = cost."""
-    import matplotlib.pyplot as plt
-
-    ax = ax or plt.subplots(figsize=(6, 4.5))[1]
-    costs = frame[cost].astype(float)
-    sizes = 60 + 440 * (costs - costs.min()) / max(costs.max() - costs.min(), 1e-12)
-    points = ax.scatter(frame[quality], frame[retention], s=sizes, c=costs, cmap="viridis", alpha=0.8, edgecolors="k")
-    for _, row in frame.iterrows():
-        ax.annotate(row["strategy"], (row[quality], row[retention]), textcoords="offset points", xytext=(6, 6), fontsize=9)
-    ax.figure.colorbar(points, ax=ax, label=cost_label or cost)
-    ax.set_xlabel(quality_label or quality)
-    ax.set_ylabel(retention_label or retention)
-    if title:
-        ax.set_title(title)
-    return ax
-
-
-def save_lm_plot(frame, path) -> None:
-    """The console command's figure for a decoder comparison: accuracy vs forgetting, and time per step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .plots import save_run_figure
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
-    plot_tradeoff(frame, "task_accuracy", "forgetting_pct", "step_time_s", ax=ax1, quality_label="held-out task accuracy",
-                  retention_label="news perplexity change (%, lower = less forgetting)", cost_label="seconds per step")
-    ax1.axvline(frame["task_accuracy_before"].iloc[0], color="grey", ls="--", lw=1)
-    ax2.bar(frame["strategy"], frame["step_time_s"], color="tab:orange")
-    ax2.set_ylabel("seconds per optimiser step")
-    ax2.tick_params(axis="x", rotation=30)
-    best = frame.loc[frame["task_accuracy"].idxmax(), "strategy"]
-    least = frame.loc[frame["forgetting_pct"].idxmin(), "strategy"]
-    save_run_figure(fig, frame, f"most accurate {best}, least forgetting {least}", path)

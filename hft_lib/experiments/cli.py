@@ -40,7 +40,7 @@ def plot_comparison(frame: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .plots import save_run_figure
+    from ..viz.plots import save_run_figure
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     ax1.bar(frame["strategy"], frame["test_accuracy"], color="tab:blue")
@@ -68,7 +68,7 @@ def positive_int(text: str) -> int:
 
 def resume_sources(path: str, strategies: list[str], run_name: str) -> dict[str, Path]:
     """Checkpoint folder per strategy in an earlier run folder (or one checkpoint folder for one strategy)."""
-    from .checkpoint import latest_checkpoint
+    from ..checkpoint import latest_checkpoint
 
     root = Path(path)
     if not root.exists():
@@ -88,8 +88,8 @@ def resume_sources(path: str, strategies: list[str], run_name: str) -> dict[str,
 
 def check_names(model: str, task: str) -> None:
     """Unknown model or task names fail before a results folder is made (offline, a hub id cannot exist)."""
-    from .data import EMBEDDED_TASKS, HUB_TASKS
-    from .models import EMBEDDED_MODELS
+    from ..data import EMBEDDED_TASKS, HUB_TASKS
+    from ..models import EMBEDDED_MODELS
 
     if task not in EMBEDDED_TASKS and task not in HUB_TASKS:
         raise ValueError(f"Unknown task {task!r}; use one of {', '.join([*EMBEDDED_TASKS, *HUB_TASKS])}.")
@@ -100,9 +100,9 @@ def check_names(model: str, task: str) -> None:
 
 
 def compare(args: argparse.Namespace) -> int:
-    from .config import get_device, get_profile
-    from .distributed import current as distributed_context
-    from .strategies import check_strategies
+    from ..config import get_device, get_profile
+    from ..runtime.distributed import current as distributed_context
+    from ..strategies import check_strategies
 
     names = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if args.kind == "causal_lm" or (args.kind is None and args.model in DECODERS):
@@ -131,8 +131,8 @@ def compare(args: argparse.Namespace) -> int:
 
 def train_and_report(args, strategies, profile, out, dist, run_name, resume) -> int:
     """Train every strategy (all processes), then save the table and plot (rank 0 only)."""
-    from .checkpoint import Checkpointing
-    from .experiments import run_classification
+    from ..checkpoint import Checkpointing
+    from .classification import run_classification
 
     main_process = dist is None or dist.is_main
     rows = []
@@ -156,10 +156,11 @@ def train_and_report(args, strategies, profile, out, dist, run_name, resume) -> 
 
 
 def compare_decoder(args: argparse.Namespace, strategies: list[str]) -> int:
-    """`hft compare` for a decoder LLM: the task as a prompt, forgetting as news perplexity change (see hft_lib.lm)."""
-    from .config import get_device, get_profile
-    from .lm import prepare_lm, run_lm, save_lm_plot
-    from .strategies import check_strategies
+    """`hft compare` for a decoder LLM: the task as a prompt, forgetting as news perplexity change (see experiments/decoder.py)."""
+    from ..config import get_device, get_profile
+    from ..strategies import check_strategies
+    from ..viz.tradeoff import save_decoder_comparison
+    from .decoder import prepare_lm, run_lm
 
     check_strategies(strategies, decoder=True)
     if args.checkpoint_every or args.resume:
@@ -174,7 +175,7 @@ def compare_decoder(args: argparse.Namespace, strategies: list[str]) -> int:
     frame = pd.DataFrame([{k: v for k, v in r.items() if k != "budgets"} for r in rows])
     frame.to_csv(out / "results.csv", index=False)
     (out / "results.json").write_text(json.dumps(frame.to_dict("records"), indent=1))
-    save_lm_plot(frame, out / "comparison.png")
+    save_decoder_comparison(frame, out / "comparison.png")
     shown = frame[["strategy", "task_accuracy", "task_loss", "news_ppl", "forgetting_pct", "trainable_pct", "step_time_s"]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"before training: task accuracy {frame['task_accuracy_before'].iloc[0]:.3f}, news perplexity "
@@ -207,12 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
-            from .assets import fetch
+            from ..assets import fetch
 
             print(f"assets ready in {fetch(force=args.force)}")
             return 0
         if args.command == "strategies":
-            from .strategies import describe_strategies
+            from ..strategies import describe_strategies
 
             print(describe_strategies())
             return 0

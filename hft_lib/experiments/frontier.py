@@ -14,14 +14,14 @@ from dataclasses import replace
 
 import pandas as pd
 
-from .config import Profile
-from .data import label_names, load_task, make_loader
-from .experiments import run_classification
-from .callbacks import BudgetRecorder
-from .lm import prepare_lm, run_lm
-from .models import load_model
-from .retention import ProbeSuite, mean_retention
-from .training import evaluate
+from ..callbacks import BudgetRecorder
+from ..config import Profile
+from ..data import label_names, load_task, make_loader
+from ..measure.retention import ProbeSuite, mean_retention
+from ..models import load_model
+from ..training import evaluate
+from .classification import run_classification
+from .decoder import prepare_lm, run_lm
 
 ENCODER = "minilm-l6"
 DECODER = "smollm2-135m"
@@ -115,13 +115,13 @@ def plot_model(frame: pd.DataFrame, model: str, budget: str | None = None, highl
         raise ValueError(f"Unknown cost {cost!r}; choose from {', '.join(COSTS)}.")
     import matplotlib.pyplot as plt
 
-    from .lm import plot_tradeoff
+    from ..viz.tradeoff import plot_quality_retention
 
     runs = frame[frame["model"] == model]
     budget = budget or runs.loc[runs["steps"].idxmax(), "budget"]
     runs = runs[runs["budget"] == budget]
     ax = ax or plt.subplots(figsize=(6.5, 4.5))[1]
-    plot_tradeoff(runs, "quality", "retention", cost, ax=ax, quality_label="held-out task accuracy",
+    plot_quality_retention(runs, "quality", "retention", cost, ax=ax, quality_label="held-out task accuracy",
                   retention_label=RETENTION_LABEL.get(model, "retention (%)"), cost_label=COSTS[cost])
     if highlight is not None:
         row = runs[runs["strategy"] == highlight].iloc[0]

@@ -28,8 +28,8 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 from transformers import TrainerCallback
 
-from .freezing import Finetuner, FreezePattern
-from .unfreezing import GradualUnfreezer, UnfreezeSchedule
+from ..freezing import Finetuner, FreezePattern
+from ..unfreezing import GradualUnfreezer, UnfreezeSchedule
 
 
 def _inner(optimizer):

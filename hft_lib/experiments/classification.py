@@ -7,13 +7,12 @@ from dataclasses import asdict
 
 import torch
 
-from .callbacks import Callback
-from .checkpoint import Checkpointing
-from .config import Profile, get_device, get_profile, set_seed
-from .data import label_names, load_task, majority_baseline, make_loader
-from .models import load_model
-from .strategies import get_strategy, prepare
-from .training import FitConfig, History, evaluate, fit
+from ..callbacks import Callback
+from ..config import Profile, get_device, get_profile, set_seed
+from ..data import label_names, load_task, majority_baseline, make_loader
+from ..models import load_model
+from ..strategies import get_strategy, prepare
+from ..training import FitConfig, History, evaluate, fit
 
 
 def loaders(task, tokenizer, profile: Profile, seed: int = 0) -> dict:
@@ -61,7 +60,7 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
         "train_examples": len(task["train"]), "device": str(get_device()),
     }
     if probes is not None:
-        from .retention import mean_retention
+        from ..measure.retention import mean_retention
 
         after = probes.score(ft.model)
         if probes_before is None:

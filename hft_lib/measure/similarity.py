@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .freezing import Finetuner
+from ..freezing import Finetuner
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray) -> float:

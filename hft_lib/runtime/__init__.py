@@ -1,0 +1,2 @@
+"""Running at scale: the frozen-prefix cache (`caching`), gradient checkpointing that works with frozen embeddings
+(`memory`), DDP under `accelerate launch` (`distributed`) and freezing inside `transformers.Trainer` (`hf_trainer`)."""

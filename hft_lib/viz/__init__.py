@@ -1,0 +1,1 @@
+"""What a reader sees: figures (`plots`, `tradeoff`) and notebook widgets (`widgets`)."""
