@@ -148,7 +148,8 @@ def check_invariants(model: torch.nn.Module) -> None:
         if pattern == "lower_half":
             _check_backward_stops(ft, inputs)
             model.zero_grad(set_to_none=True)
-        _check_step(ft, inputs)
+        if pattern != "full":  # nothing frozen: nothing to keep bit-identical
+            _check_step(ft, inputs)
 
 
 @pytest.fixture(scope="module", autouse=True)
