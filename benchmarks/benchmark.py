@@ -35,6 +35,7 @@ from hft_lib import training
 from hft_lib.layers import find_layer_stack
 from hft_lib.measure import costmodel
 from hft_lib.runtime.caching import FrozenPrefixCache
+from hft_lib.strategies import REGISTRY
 
 SETTINGS = {  # (batch size, tokens) per model and device kind
     "cpu": {"minilm-l6": (16, 64), "smollm2-135m": (4, 64)},
@@ -95,7 +96,7 @@ def load(model_name: str, device: str):
 
 def patterns(n: int, quick: bool) -> dict[str, object]:
     """Static freeze patterns, incl. stages of gradual unfreezing frozen in place."""
-    out = {"full": "full", "head_only": "head_only", "lower_half": "lower_half", "alternate": "alternate"}
+    out = {name: name for name, s in REGISTRY.items() if s.kind == "layers"}  # the registry's layer patterns
     stages = [1, n // 4, (3 * n) // 4] if n > 8 else [1, 2, 4, 5]
     for k in stages[:1] if quick else stages:
         out[f"gradual top-down stage {k} (top {k} trainable)"] = list(range(n - k))

@@ -165,6 +165,8 @@ def make_loader(data: Dataset, tokenizer, batch_size: int, max_length: int, shuf
         for row, label in zip(rows, data["label"]):
             row["labels"] = label
 
+    # Not transformers' DataCollatorWithPadding: it pads on the tokenizer's padding_side, which is "left" for some
+    # decoders, while the frozen-prefix cache and the causal-LM labels below need right padding whatever the model.
     def collate(batch: list[dict]) -> dict[str, torch.Tensor]:
         width = max(len(r["input_ids"]) for r in batch)
         out = {}

@@ -84,8 +84,3 @@ def lora_finetuner(model: nn.Module, verbose: bool = False, **lora_kwargs) -> Fi
         print(f"lora: trainable {ft.trainable_parameter_count():,} of {ft.total_parameter_count():,} parameters "
               f"({100 * ft.trainable_share():.2f}%)")
     return ft
-
-
-def lora_parameter_names(model: nn.Module) -> list[str]:
-    """Names of the LoRA adapter parameters of a peft model."""
-    return [n for n, _ in model.named_parameters() if "lora_" in n]

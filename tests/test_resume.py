@@ -13,13 +13,7 @@ from hft_lib.checkpoint import CheckpointError, latest_checkpoint
 from .conftest import tiny_bert
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine spinning threads cost 20x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: spinning threads on a shared 2-core box cost 20x
 
 
 class Crash(Exception):

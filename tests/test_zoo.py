@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from hft_lib import Finetuner
-from hft_lib.tracing import make_example_inputs
 from hft_lib.optim import build_optimizer
+from hft_lib.tracing import make_example_inputs
 
 from .zoo import LAYERS, Skip, build, quiet, zoo
 
@@ -152,12 +152,7 @@ def check_invariants(model: torch.nn.Module) -> None:
             _check_step(ft, inputs)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # Model types whose own implementation breaks an invariant, whatever the freezing does (strict: an upstream fix shows).

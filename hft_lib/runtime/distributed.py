@@ -103,9 +103,6 @@ class DistributedContext:
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
 
-    def barrier(self) -> None:
-        torch.distributed.barrier()
-
 
 def check_loader(loader) -> None:
     """Every process must draw the same shuffle, so a shuffled loader needs its own seeded generator."""
@@ -123,8 +120,3 @@ def current() -> DistributedContext | None:
     if _CONTEXT is None:
         _CONTEXT = DistributedContext()
     return _CONTEXT
-
-
-def is_main_process() -> bool:
-    """True on rank 0 (and in a single-process run): the process that prints and writes files."""
-    return int(os.environ.get("RANK", "0")) == 0

@@ -50,17 +50,6 @@ def enable_gradient_checkpointing(model: nn.Module, every_n_layers: int = 1) -> 
     return model
 
 
-def disable_gradient_checkpointing(model: nn.Module) -> nn.Module:
-    """Turn checkpointing off again (activations are stored as usual)."""
-    base = _pretrained(model)
-    if base is not None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            off = getattr(base, "activation_checkpointing_disable", None) or base.gradient_checkpointing_disable
-            off()
-    return model
-
-
 def gradient_checkpointing_enabled(model: nn.Module) -> bool:
     """Whether any layer of the model is checkpointed."""
     return any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
