@@ -30,7 +30,8 @@ SMALL = dict(  # noqa: C408 - keyword style reads as a config
              d_kv=8, head_dim=8, embedding_size=32, moe_intermediate_size=16, num_experts=3, num_local_experts=3,
              n_routed_experts=3, num_experts_per_tok=2, shared_expert_intermediate_size=16, max_position_embeddings=64,
              n_positions=64, rotary_dim=4, qk_rope_head_dim=4, qk_nope_head_dim=4, v_head_dim=8, kv_lora_rank=16,
-             q_lora_rank=16, decoder_start_token_id=0, first_k_dense_replace=1, n_group=1, topk_group=1)
+             q_lora_rank=16, decoder_start_token_id=0, first_k_dense_replace=1, n_group=1, topk_group=1,
+    mamba_d_ssm=64, mamba_n_heads=8, mamba_d_state=16, mamba_chunk_size=16)
 MAX_PARAMETERS = 40e6  # a "tiny" config that still builds more than this is not tiny: skipped, with the sizes that stay big
 SECONDS = 30
 
