@@ -26,6 +26,7 @@ from safetensors.torch import load_model, save_model
 
 from .callbacks import Callback, Run
 from .freezing import Finetuner
+from .unfreezing import gradual_callback
 
 FORMAT = 1
 PREFIX = "step-"
@@ -224,7 +225,8 @@ def load_checkpoint(path: str | Path, ft: Finetuner, identity: dict, plan: dict)
 
 def callback_states(callbacks: list) -> dict[str, dict]:
     """{"<position>:<class>": state} of the callbacks that have state."""
-    return {f"{i}:{type(c).__name__}": c.state_dict() for i, c in enumerate(callbacks) if c.state_dict() is not None}
+    states = {f"{i}:{type(c).__name__}": c.state_dict() for i, c in enumerate(callbacks)}
+    return {key: state for key, state in states.items() if state is not None}
 
 
 def restore_callbacks(resume: ResumeState, callbacks: list) -> None:
@@ -293,12 +295,12 @@ class Checkpointing(Callback):
         from .training import History
 
         identity = model_identity(run.model, self.model_name)
-        plan = training_plan(run.ft, **run.extra["plan"], unfreeze=run.extra.get("unfreeze"))
+        gradual = gradual_callback(run.callbacks)  # its schedule is part of the plan: resuming with another is refused
+        plan = training_plan(run.ft, **run.extra["plan"], unfreeze=gradual.schedule if gradual else None)
         self.total = plan["total_steps"]
         if self.resume_from is not None:
             resume = load_checkpoint(self.resume_from, run.ft, identity, plan)
-            unfreezer = next((c for c in run.callbacks if hasattr(c, "unfreezer")), None)
-            restore_optimizer(resume, run.optimizer, unfreezer.unfreezer if unfreezer else None, run.lr)
+            restore_optimizer(resume, run.optimizer, gradual.unfreezer if gradual else None, run.lr)
             restore_callbacks(resume, run.callbacks)
             run.resume, run.step = resume, resume.step
             run.history = History(resume.history["steps"], resume.history["epochs"])
@@ -310,7 +312,7 @@ class Checkpointing(Callback):
     def on_step_end(self, run: Run) -> None:
         done = run.step + 1
         if self.saver and self.saver.due(done, self.total):
-            gradual = next((c for c in run.callbacks if hasattr(c, "unfreezer")), None)
+            gradual = gradual_callback(run.callbacks)
             self.saver.save(run.model, run.optimizer, steps_done=done, epoch=run.epoch,
                             batch_in_epoch=run.extra["batch_in_epoch"], stage=gradual.stage if gradual else 0,
                             epoch_rng=run.extra["epoch_rng"], history=run.history,

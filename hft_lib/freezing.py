@@ -72,8 +72,7 @@ class Finetuner:
         self.norm_parameters: set[str] = norm_parameter_names(model)  # no weight decay; the HFT paper's "norm" units
         # peft froze the base model on purpose: those weights stay frozen whatever the pattern says
         self._locked = {n for n, p in self.params.items() if not p.requires_grad} if hasattr(model, "peft_config") else set()
-        self.pattern_layers()  # validate before touching the model
-        self.setup_layer_freezing()
+        self.setup_layer_freezing()  # validates the pattern before it touches the model
 
     @property
     def n_layers(self) -> int:

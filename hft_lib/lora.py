@@ -76,10 +76,7 @@ def apply_lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0
 def lora_finetuner(model: nn.Module, verbose: bool = False, **lora_kwargs) -> Finetuner:
     """Wrap `model` with LoRA and return a Finetuner over it that keeps peft's choice of trainable parameters."""
     peft_model = apply_lora(model, **lora_kwargs)
-    trainable = {n for n, p in peft_model.named_parameters() if p.requires_grad}
-    ft = Finetuner(peft_model, "full", verbose=False)  # finds the layers; "full" unfreezes all, so restore peft's choice
-    for name, param in peft_model.named_parameters():
-        param.requires_grad_(name in trainable)
+    ft = Finetuner(peft_model, "full", verbose=False)  # on a peft model "full" keeps the weights peft froze frozen
     if verbose:
         print(f"lora: trainable {ft.trainable_parameter_count():,} of {ft.total_parameter_count():,} parameters "
               f"({100 * ft.trainable_share():.2f}%)")

@@ -26,6 +26,7 @@ from .config import get_device, set_seed
 from .freezing import Finetuner
 from .optim import apply_schedule, build_optimizer, make_schedule
 from .runtime import distributed
+from .unfreezing import gradual_callback
 
 
 class TrainingDiverged(RuntimeError):
@@ -185,7 +186,7 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
 
 
 def _label(run: Run) -> str:
-    gradual = next((c for c in run.callbacks if hasattr(c, "schedule") and hasattr(c.schedule, "direction")), None)
+    gradual = gradual_callback(run.callbacks)
     return f"gradual {gradual.schedule.direction}" if gradual else run.ft.pattern_name
 
 

@@ -108,7 +108,11 @@ class GradualUnfreezing(Callback):
 
     def on_fit_start(self, run: Run) -> None:
         self.unfreezer = GradualUnfreezer(run.ft, self.schedule, run.lr, run.weight_decay, run.lr_decay)
-        run.extra["unfreeze"] = self.schedule  # part of the run's plan: resuming with another schedule is refused
 
     def on_step_start(self, run: Run) -> None:
         self.unfreezer.update(run.optimizer, run.step, run.epoch)
+
+
+def gradual_callback(callbacks: list) -> GradualUnfreezing | None:
+    """The run's gradual-unfreezing callback, if it has one (checkpoints and the progress label need it)."""
+    return next((c for c in callbacks if isinstance(c, GradualUnfreezing)), None)

@@ -12,7 +12,6 @@ from hft_lib.checkpoint import CheckpointError, latest_checkpoint
 
 from .conftest import tiny_bert
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: spinning threads on a shared 2-core box cost 20x
 
 
