@@ -37,9 +37,9 @@ def _strategy_literals(source: str) -> set[str]:
     """String literals passed as the first argument to a runner, or listed in a `strategies = [...]` assignment."""
     found = set()
     for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in RUNNERS:
-            if node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
-                found.add(node.args[0].value)
+        runner = isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in RUNNERS
+        if runner and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            found.add(node.args[0].value)
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "strategies" for t in node.targets):
             found |= {e.value for e in getattr(node.value, "elts", []) if isinstance(e, ast.Constant)}
     return found
