@@ -87,6 +87,37 @@ def _hub_task(name: str) -> tuple[pd.DataFrame, list[str]]:
     return frame[["text", "label"]], names
 
 
+def _file_task(path: str) -> tuple[pd.DataFrame, list[str]]:
+    """A user's own labelled text: a .csv or .jsonl file with `text` and `label` columns (labels: names or 0..k-1)."""
+    from pathlib import Path
+
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(f"Task file {path} does not exist; pass a .csv or .jsonl file with text and label columns.")
+    try:
+        frame = pd.read_json(file, lines=True) if file.suffix == ".jsonl" else pd.read_csv(file)
+    except ValueError as err:
+        raise ValueError(f"Cannot read {path} as {'JSON lines' if file.suffix == '.jsonl' else 'CSV'} ({err}); "
+                         "fix the file or save it as a CSV with text and label columns.") from None
+    missing = [c for c in ("text", "label") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path} has no {' or '.join(missing)} column (it has {', '.join(map(str, frame.columns))}); "
+                         "name the columns text and label.")
+    frame = frame[["text", "label"]].dropna()
+    counts = frame["label"].value_counts()
+    if len(counts) < 2 or counts.min() < 5:
+        raise ValueError(f"{path} needs at least 2 labels with 5 or more examples each (it has "
+                         f"{dict(counts.astype(int))}); add examples or merge rare labels.")
+    names = sorted(counts.index.map(str))
+    frame = frame.assign(text=frame["text"].astype(str), label=frame["label"].astype(str).map(names.index))
+    return frame.reset_index(drop=True), names
+
+
+def is_task_file(name: str) -> bool:
+    """Whether a task name is a path to the user's own .csv / .jsonl file."""
+    return name.endswith((".csv", ".jsonl"))
+
+
 def _check_size(name: str, value: int | None) -> None:
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
         raise ValueError(f"{name} must be a positive whole number or None (all), not {value!r}.")
@@ -96,14 +127,20 @@ def load_task(name: str, train_size: int | None = None, validation_size: int | N
               test_size: int | None = None, seed: int = 0) -> DatasetDict:
     """Load a task as train / validation / test splits (70 / 10 / 20 %, stratified, fixed).
 
+    `name` is an embedded or hub task, or a path to a .csv / .jsonl file with `text` and `label` columns.
+
     The split itself never changes; `*_size` take the first examples of each split after a
     shuffle by `seed`, so different sizes are nested subsets of each other for the same seed.
     """
-    if name not in EMBEDDED_TASKS and name not in HUB_TASKS:
-        raise ValueError(f"Unknown task {name!r}; use one of {', '.join([*EMBEDDED_TASKS, *HUB_TASKS])}.")
+    if name not in EMBEDDED_TASKS and name not in HUB_TASKS and not is_task_file(name):
+        raise ValueError(f"Unknown task {name!r}; use one of {', '.join([*EMBEDDED_TASKS, *HUB_TASKS])}, "
+                         "or a .csv / .jsonl file with text and label columns.")
     for arg, value in (("train_size", train_size), ("validation_size", validation_size), ("test_size", test_size)):
         _check_size(arg, value)
-    frame, names = EMBEDDED_TASKS[name]() if name in EMBEDDED_TASKS else _hub_task(name)
+    if is_task_file(name):
+        frame, names = _file_task(name)
+    else:
+        frame, names = EMBEDDED_TASKS[name]() if name in EMBEDDED_TASKS else _hub_task(name)
     frame = frame.reset_index(drop=True)
     features = {col: Value("float32") if col == "score" else Value("string") for col in frame.columns if col != "label"}
     if names is not None:

@@ -5,6 +5,8 @@ Layer patterns (layer indices count from 0 at the input side):
     head_only   every layer and the embeddings frozen (feature extraction)
     lower_half  layers 0 .. n//2 - 1 frozen
     alternate   layers 0, 2, 4, ... frozen
+    upper_half  layers n//2 .. n - 1 frozen (the mirror of lower_half: a control)
+    alternate_odd  layers 1, 3, 5, ... frozen (the mirror of alternate: a control)
     [i, j, ...] exactly these layers frozen
     callable    predicate(index, n_layers) -> True to freeze that layer
 
@@ -22,7 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 
 FreezePattern = str | Sequence[int] | Callable[[int, int], bool]
-PATTERNS = ("full", "head_only", "lower_half", "alternate")
+PATTERNS = ("full", "head_only", "lower_half", "alternate", "upper_half", "alternate_odd")
 MODULE_KINDS = ("attention", "ffn", "norm", "bias")
 _ATTENTION = re.compile(r"attn|attention", re.IGNORECASE)
 
@@ -35,6 +37,8 @@ def frozen_layer_indices(pattern: FreezePattern, n_layers: int) -> list[int]:
             "head_only": lambda i: True,
             "lower_half": lambda i: i < n_layers // 2,
             "alternate": lambda i: i % 2 == 0,
+            "upper_half": lambda i: i >= n_layers // 2,
+            "alternate_odd": lambda i: i % 2 == 1,
         }
         if pattern not in rules:
             raise ValueError(

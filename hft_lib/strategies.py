@@ -27,6 +27,7 @@ class Strategy:
     description: str
     kind: str  # "layers": a freeze pattern; "gradual": unfreezes during training; "parameters": inside every layer
     decoder: bool = True  # offered for decoder LLM runs too (gradual and head-only runs are encoder experiments here)
+    embeddings: str = "auto"  # Finetuner's embeddings choice for a layer pattern
 
 
 REGISTRY: dict[str, Strategy] = {s.name: s for s in (
@@ -34,6 +35,10 @@ REGISTRY: dict[str, Strategy] = {s.name: s for s in (
     Strategy("head_only", "freeze the embeddings and every layer; train the head (feature extraction)", "layers", decoder=False),
     Strategy("lower_half", "freeze the embeddings and layers 0 .. n/2-1 (the source text's half fine-tuning)", "layers"),
     Strategy("alternate", "freeze the embeddings and layers 0, 2, 4, ... (every even-numbered layer)", "layers"),
+    Strategy("upper_half", "control for lower_half: freeze the embeddings and layers n/2 .. n-1 (same trainable count)",
+             "layers", embeddings="frozen"),
+    Strategy("alternate_odd", "control for alternate: freeze the embeddings and layers 1, 3, 5, ... (same trainable count)",
+             "layers", embeddings="frozen"),
     Strategy("gradual_bottom_up", "start with the head; unfreeze one layer per stage, input side first (source text)",
              "gradual", decoder=False),
     Strategy("gradual_top_down", "start with the head; unfreeze one layer per stage, last layer first (ULMFiT)",
@@ -80,21 +85,27 @@ class Prepared(NamedTuple):
 
 
 def prepare(strategy: str, model: nn.Module, lr: float, *, seed: int = 0, total_steps: int = 1,
-            steps_per_round: int | None = None, weight_decay: float = 0.01, lr_decay: float | None = None) -> Prepared:
+            steps_per_round: int | None = None, weight_decay: float = 0.01, lr_decay: float | None = None,
+            embeddings: str | None = None) -> Prepared:
     """Set a model up for one strategy.
 
     Args:
         total_steps: gradual strategies spread their stages (one per layer, plus the head alone) evenly over these.
         steps_per_round: hft_paper redraws its frozen half this often (default: never within the run).
+        embeddings: for a layer pattern, override its embeddings choice ("frozen" / "trainable"), e.g. to train
+            or freeze an LM head tied to the embeddings.
     """
-    kind = get_strategy(strategy).kind
+    spec = get_strategy(strategy)
+    kind = spec.kind
+    if embeddings is not None and kind != "layers":
+        raise ValueError(f"embeddings= applies to layer patterns, not to {strategy!r}; leave it out.")
     if kind == "gradual":
         ft = Finetuner(model, "head_only", verbose=False)
         length = max(1, total_steps // (ft.n_layers + 1))
         direction = strategy.removeprefix("gradual_")
         return Prepared(ft, None, [GradualUnfreezing(UnfreezeSchedule(direction, stage_length=length, unit="step"))], lr)
     if kind == "layers":  # fit builds the optimiser
-        return Prepared(Finetuner(model, strategy, verbose=False), None, [], lr)
+        return Prepared(Finetuner(model, strategy, embeddings=embeddings or spec.embeddings, verbose=False), None, [], lr)
     return _PARAMETER_LEVEL[strategy](model, lr, seed, steps_per_round, weight_decay, lr_decay)
 
 

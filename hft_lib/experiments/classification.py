@@ -26,24 +26,27 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
                        profile: Profile | None = None, seed: int = 0, task=None, lr_decay: float | None = None,
                        progress: bool = True, keep_model: bool = False, probes=None,
                        probes_before: dict[str, float] | None = None, callbacks: list[Callback] | tuple = (),
-                       device: str | None = None) -> dict:
+                       device: str | None = None, embeddings: str | None = None, model=None) -> dict:
     """Fine-tune `model_name` on `task_name` with one strategy; returns a flat dict of results.
 
     Gradual strategies unfreeze one layer per stage, with stages spread evenly over the run. With
     `probes` (a `retention.ProbeSuite`), retention is measured too: probe accuracy after fine-tuning
     against `probes_before` (scored on the pretrained model if not given), reported as `retention_pct`
     and `probe_<task>` columns. `callbacks` run after the strategy's own (e.g. hft_paper's redraw);
-    a `Checkpointing` among them saves or resumes the run.
+    a `Checkpointing` among them saves or resumes the run. `embeddings` overrides a layer pattern's
+    embeddings choice (see `prepare`). `model`: a (model, tokenizer) pair to fine-tune instead of loading
+    `model_name` (e.g. one already fine-tuned on another task).
     """
     get_strategy(strategy)
     profile = profile or get_profile()
     task = task or load_task(task_name, profile.train_size, profile.eval_size, profile.eval_size, seed=seed)
     set_seed(seed)
-    model, tokenizer = load_model(model_name, num_labels=len(label_names(task)))
+    model, tokenizer = model or load_model(model_name, num_labels=len(label_names(task)))
     split = loaders(task, tokenizer, profile, seed)
     steps = profile.epochs * len(split["train"])  # a round of hft_paper = one epoch
     ft, optimizer, own, lr = prepare(strategy, model, profile.lr, seed=seed, total_steps=steps,
-                                     steps_per_round=len(split["train"]), lr_decay=lr_decay)
+                                     steps_per_round=len(split["train"]), lr_decay=lr_decay,
+                                     embeddings=embeddings)
     start = time.perf_counter()
     config = FitConfig(lr_decay=lr_decay, seed=seed, device=device, desc=strategy)
     history: History = fit(ft, split["train"], split["validation"], epochs=profile.epochs, lr=lr, optimizer=optimizer,
@@ -56,7 +59,7 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
         "val_accuracy": history.final.get("eval_accuracy"), "trainable_params": ft.trainable_parameter_count(),
         "trainable_pct": 100 * ft.trainable_share(), "train_time_s": train_time,
         "epoch_time_s": train_time / len(history.epochs), "step_time_s": history.median_step_time(),
-        "state_mb": history.state_mb,
+        "state_mb": history.state_mb, "final_loss": history.steps[-1]["loss"] if history.steps else float("nan"),
         "train_examples": len(task["train"]), "device": str(get_device()),
     }
     if probes is not None:

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 DEFAULT_STRATEGIES = "full,lower_half,alternate"
-DECODERS = ("smollm2-135m",)  # compared as causal LMs (task as a prompt, forgetting as news perplexity)
+DECODERS = ("smollm2-135m",)
+RESULTS = Path("data") / "results"  # relative to where hft runs: the committed evidence when run from a checkout  # compared as causal LMs (task as a prompt, forgetting as news perplexity)
 
 
 def new_run_dir(root: Path, name: str) -> Path:
@@ -183,6 +184,49 @@ def compare_decoder(args: argparse.Namespace, strategies: list[str]) -> int:
     return 0
 
 
+def sweep(args: argparse.Namespace) -> int:
+    """`hft sweep`: run (or continue) named experiments over paired seeds into the results store."""
+    from .sweep import EXPERIMENTS, get_experiment, parse_seeds, run_sweep
+
+    if args.list or not args.experiments:
+        for e in EXPERIMENTS.values():
+            print(f"{e.name:<11} {len(e.variants)} variants x {len(e.seeds)} seeds  {e.question}")
+        return 0 if args.list else 2
+    names = [get_experiment(n).name for n in args.experiments]  # every name checked before anything runs
+    seeds = parse_seeds(args.seeds) if args.seeds else None
+    part = parse_part(args.part) if args.part else (0, 1)
+    profile = args.profile or ("full" if __import__("torch").cuda.is_available() else "quick")
+    if args.jobs > 1:
+        return run_jobs(args, names, profile)
+    for name in names:
+        run_sweep(name, profile, seeds, args.out, part)
+    return 0
+
+
+def parse_part(text: str) -> tuple[int, int]:
+    """'2/3' -> (1, 3): this process runs the second of three shares of the seeds."""
+    try:
+        index, parts = (int(v) for v in text.split("/"))
+    except ValueError:
+        index, parts = 0, 0
+    if not 1 <= index <= parts:
+        raise ValueError(f"--part takes I/N with 1 <= I <= N (e.g. 1/2), not {text!r}.")
+    return index - 1, parts
+
+
+def run_jobs(args: argparse.Namespace, names: list[str], profile: str) -> int:
+    """Start `--jobs N` processes, each with its share of the seeds and cores/N threads; wait for all."""
+    import subprocess
+
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    base = [sys.executable, "-m", "hft_lib.experiments.cli", "sweep", *names, "--profile", profile, "--out", args.out]
+    base += ["--seeds", args.seeds] if args.seeds else []
+    procs = [subprocess.Popen([*base, "--part", f"{i}/{args.jobs}"], env=env) for i in range(1, args.jobs + 1)]
+    codes = [p.wait() for p in procs]
+    return max(codes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hft", description="Selective layer freezing, measured.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -205,6 +249,14 @@ def main(argv: list[str] | None = None) -> int:
                        help="save a checkpoint every STEPS optimiser steps under RUN/checkpoints/STRATEGY (default: none)")
     p_cmp.add_argument("--resume", default=None, metavar="RUN",
                        help="continue the strategies checkpointed in an earlier run folder (results go to a new folder)")
+    p_sweep = sub.add_parser("sweep", help="run named experiments over paired seeds into data/results (resumable)")
+    p_sweep.add_argument("experiments", nargs="*", help="experiment names (see --list)")
+    p_sweep.add_argument("--list", action="store_true", help="describe the experiments and exit")
+    p_sweep.add_argument("--seeds", default=None, help="e.g. 0-4 or 0,2,7 (default: the experiment's own)")
+    p_sweep.add_argument("--profile", default=None, help="quick or full (default: full on CUDA, else quick)")
+    p_sweep.add_argument("--out", default=str(RESULTS), help=f"results folder (default {RESULTS})")
+    p_sweep.add_argument("--jobs", type=positive_int, default=1, help="processes side by side, each with cores/N threads")
+    p_sweep.add_argument("--part", default=None, metavar="I/N", help="run only the I-th of N shares of the seeds")
     args = parser.parse_args(argv)
     try:
         if args.command == "fetch":
@@ -217,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(describe_strategies())
             return 0
+        if args.command == "sweep":
+            return sweep(args)
         return compare(args)
     except (ValueError, TypeError, OSError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -89,13 +89,15 @@ def prepare_lm(model_name: str = "smollm2-135m", task_name: str = "trec6", profi
 
 def run_lm(strategy: str, profile: Profile | None = None, seed: int = 0, setup: LMSetup | None = None,
            steps: int | None = None, lr: float | None = None, budgets: list[int] | None = None, progress: bool = True,
-           keep_model: bool = False, **setup_kwargs) -> dict:
+           keep_model: bool = False, embeddings: str | None = None, **setup_kwargs) -> dict:
     """Fine-tune a copy of the decoder with one strategy; returns a flat dict of results.
 
     Args:
         setup: from `prepare_lm` (built here from `setup_kwargs` when missing).
         steps: optimiser steps (default profile.lm_steps); `budgets`: also measure after these step counts.
         lr: peak learning rate (default profile.lr; LoRA trains at LORA_LR_FACTOR times it).
+        embeddings: a layer pattern's embeddings choice ("frozen" / "trainable"); with SmolLM2's tied LM head
+            this also decides whether the head trains (see `prepare`).
     """
     check_strategies([strategy], decoder=True)
     setup = setup or prepare_lm(profile=profile, seed=seed, steps=steps, **setup_kwargs)
@@ -104,7 +106,7 @@ def run_lm(strategy: str, profile: Profile | None = None, seed: int = 0, setup: 
     set_seed(seed)
     model = copy.deepcopy(setup.model)
     ft, optimizer, own, lr = prepare(strategy, model, lr or profile.lr, seed=seed, total_steps=steps,
-                                     steps_per_round=max(1, math.ceil(steps / ROUNDS)))
+                                     steps_per_round=max(1, math.ceil(steps / ROUNDS)), embeddings=embeddings)
     recorder = BudgetRecorder(budgets or [], setup.measure)
     epochs = math.ceil(steps / len(setup.train))
     device = next(setup.model.parameters()).device
@@ -117,7 +119,7 @@ def run_lm(strategy: str, profile: Profile | None = None, seed: int = 0, setup: 
     before = setup.before
     result = {
         "strategy": strategy, "model": setup.model_name, "task": setup.task_name, "profile": profile.name, "seed": seed,
-        "steps": len(history.steps), "lr": lr,
+        "steps": len(history.steps), "lr": lr, "embeddings_trainable": ft.embeddings_trainable,
         "task_accuracy_before": before["task_accuracy"], "task_accuracy": after["task_accuracy"],
         "task_loss_before": before["task_loss"], "task_loss": after["task_loss"],
         "news_ppl_before": before["news_perplexity"], "news_ppl": after["news_perplexity"],

@@ -98,3 +98,20 @@ def retention_report(before: dict[str, float], after: dict[str, float]) -> pd.Da
 def mean_retention(before: dict[str, float], after: dict[str, float]) -> float:
     """Average share of probe accuracy kept across tasks (100 = no forgetting)."""
     return float(retention_report(before, after)["retained %"].mean())
+
+
+def probe_chance(suite: ProbeSuite) -> dict[str, float]:
+    """Majority-class accuracy of each probe's test split: what a probe that learned nothing scores."""
+    return {name: float(np.bincount(splits["test"][1]).max() / len(splits["test"][1])) for name, splits in suite.data.items()}
+
+
+def chance_corrected_retention(before: dict[str, float], after: dict[str, float], chance: dict[str, float]) -> float:
+    """Average share of the above-chance probe accuracy kept, (after - chance) / (before - chance), in %.
+
+    Unlike `mean_retention`, a probe that falls to chance reads 0 %, not the chance rate, so tasks near
+    ceiling or with one dominant class do not hide forgetting.
+    """
+    kept = [(after[t] - chance[t]) / (before[t] - chance[t]) for t in before if before[t] - chance[t] > 0.02]
+    if not kept:
+        raise ValueError("Every probe is within 2 points of chance before fine-tuning; pick probe tasks the model can do.")
+    return float(100 * np.mean(kept))

@@ -1,0 +1,141 @@
+"""What one cell of a sweep measures: a protocol takes the cell's settings and returns flat metrics.
+
+- `classification`: fine-tune an encoder on a task with one strategy; test accuracy, step time, and
+  (with `probe_tasks`) probe retention, raw and chance-corrected; (with `measure_train`) the
+  train-test gap that shows overfitting.
+- `sequential`: forgetting measured on a task the model really learned (the sequential protocol):
+  fine-tune everything on task A with A's head, then fine-tune on task B with the strategy, then put
+  A's head back and score A again. forgetting = A's accuracy before minus after, in points.
+- `lm_curve`: a decoder fine-tuned with the strategy; task accuracy and news-perplexity change after
+  several step budgets: one learning-forgetting curve per strategy (Biderman et al. 2024).
+
+`cache` is one dict per process: what several cells share (probe features before training, the
+model tuned on task A for a seed, the decoder setup) is computed once.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import replace
+
+from ..config import get_profile
+from ..data import label_names, load_task, make_loader
+from ..models import load_model
+from ..training import evaluate
+from .classification import run_classification
+
+FAILED_MARGIN = 0.05  # a run whose test accuracy is not this far above the majority class failed to learn
+
+
+def cell_profile(cell: dict):
+    """The profile named by the cell, with the cell's sizes and rate."""
+    keys = ("train_size", "epochs", "batch_size", "max_length", "lr", "lm_steps")
+    return replace(get_profile(cell["profile"]), **{k: cell[k] for k in keys if k in cell})
+
+
+def _probes(cell: dict, tokenizer, cache: dict):
+    from ..measure.retention import ProbeSuite, probe_chance
+
+    key = ("probes", cell["model"], tuple(cell["probe_tasks"]), cell["probe_size"])
+    if key not in cache:
+        suite = ProbeSuite(tokenizer, tasks=tuple(cell["probe_tasks"]), size=cell["probe_size"], test_size=cell["probe_size"])
+        pretrained = load_model(cell["model"], num_labels=2)[0]  # the head is not probed: its size does not matter
+        cache[key] = suite, suite.score(pretrained), probe_chance(suite)
+    return cache[key]
+
+
+def _failed(result: dict) -> bool:
+    return not math.isfinite(result["final_loss"]) or result["test_accuracy"] <= result["majority_baseline"] + FAILED_MARGIN
+
+
+def classification(cell: dict, cache: dict) -> dict:
+    """Fine-tune `cell["model"]` on `cell["task"]` with `cell["strategy"]`; test accuracy, cost, retention."""
+    from ..measure.retention import chance_corrected_retention
+
+    profile = cell_profile(cell)
+    task = load_task(cell["task"], profile.train_size, cell["val_size"], cell["test_size"], seed=cell["seed"])
+    loaded = load_model(cell["model"], num_labels=len(label_names(task)))
+    suite = before = chance = None
+    if cell.get("probe_tasks"):
+        suite, before, chance = _probes(cell, loaded.tokenizer, cache)
+    result = run_classification(cell["strategy"], cell["model"], cell["task"], profile, seed=cell["seed"], task=task,
+                                progress=False, keep_model=cell.get("measure_train", False), probes=suite,
+                                probes_before=before, embeddings=cell.get("embeddings"), model=loaded)
+    metrics = {k: result[k] for k in ("test_accuracy", "val_accuracy", "majority_baseline", "final_loss", "trainable_pct",
+                                      "step_time_s", "train_time_s", "state_mb")}
+    if suite is not None:
+        after = {t: result[f"probe_{t}"] for t in suite.tasks}
+        metrics.update(retention_pct=result["retention_pct"], retention_cc=chance_corrected_retention(before, after, chance),
+                       **{f"probe_{t}": a for t, a in after.items()}, **{f"probe_{t}_before": a for t, a in before.items()})
+    if cell.get("measure_train"):
+        model = result["finetuner"].model
+        train = make_loader(task["train"], loaded.tokenizer, profile.batch_size, profile.max_length,
+                            num_labels=len(label_names(task)))
+        metrics["train_accuracy"] = evaluate(model, train)["accuracy"]
+        metrics["train_test_gap"] = metrics["train_accuracy"] - metrics["test_accuracy"]
+    metrics["failed"] = _failed(result)
+    return metrics
+
+
+def _tuned_on_a(cell: dict, cache: dict) -> dict:
+    """The model fine-tuned (everything) on task A for this seed, once per process, with A's data and test accuracy."""
+    key = ("task_a", cell["model"], cell["task_a"], cell["seed"], cell["train_size_a"], cell["epochs_a"])
+    if key not in cache:
+        cache.clear()  # one seed's tuned model at a time
+        task = load_task(cell["task_a"], cell["train_size_a"], cell["val_size"], cell["test_size"], seed=cell["seed"])
+        profile = replace(cell_profile(cell), train_size=cell["train_size_a"], epochs=cell["epochs_a"])
+        run = run_classification("full", cell["model"], cell["task_a"], profile, seed=cell["seed"], task=task,
+                                 progress=False, keep_model=True)
+        cache[key] = {"model": run["finetuner"].model, "accuracy": run["test_accuracy"], "task": task}
+    return cache[key]
+
+
+def sequential(cell: dict, cache: dict) -> dict:
+    """Forgetting of task A after fine-tuning on task B with the strategy (A's head put back to score A)."""
+    a = _tuned_on_a(cell, cache)
+    profile = cell_profile(cell)
+    task_b = load_task(cell["task"], profile.train_size, cell["val_size"], cell["test_size"], seed=cell["seed"])
+    model_b, tokenizer = load_model(cell["model"], num_labels=len(label_names(task_b)))
+    own = {n: p.shape for n, p in model_b.state_dict().items()}
+    body = {n: v for n, v in a["model"].state_dict().items() if n in own and own[n] == v.shape}
+    heads = [n for n in own if n not in body]
+    if not heads:
+        raise ValueError("The sequential protocol needs tasks A and B with different numbers of labels (to tell the heads apart).")
+    model_b.load_state_dict(body, strict=False)
+    model_b.to(next(a["model"].parameters()).device)
+    result = run_classification(cell["strategy"], cell["model"], cell["task"], profile, seed=cell["seed"], task=task_b,
+                                progress=False, keep_model=True, embeddings=cell.get("embeddings"), model=(model_b, tokenizer))
+    scorer = copy.deepcopy(a["model"])  # A's head, B's fine-tuned body
+    scorer.load_state_dict({n: v for n, v in result["finetuner"].model.state_dict().items() if n in body}, strict=False)
+    test_a = make_loader(a["task"]["test"], tokenizer, profile.batch_size, profile.max_length,
+                         num_labels=len(label_names(a["task"])))
+    after = evaluate(scorer, test_a)["accuracy"]
+    return {"test_accuracy": result["test_accuracy"], "majority_baseline": result["majority_baseline"],
+            "task_a_before": a["accuracy"], "task_a_after": after, "forgetting": a["accuracy"] - after,
+            "final_loss": result["final_loss"], "trainable_pct": result["trainable_pct"],
+            "step_time_s": result["step_time_s"], "train_time_s": result["train_time_s"], "failed": _failed(result)}
+
+
+def lm_curve(cell: dict, cache: dict) -> dict:
+    """A decoder fine-tuned with the strategy: task accuracy and news-perplexity change after each budget."""
+    from .decoder import prepare_lm, run_lm
+
+    key = ("lm", cell["model"], cell["task"], cell["seed"], cell["lm_steps"])
+    if key not in cache:
+        cache.clear()
+        cache[key] = prepare_lm(cell["model"], cell["task"], cell_profile(cell), seed=cell["seed"], steps=cell["lm_steps"])
+    setup = cache[key]
+    result = run_lm(cell["strategy"], setup=setup, seed=cell["seed"], steps=cell["lm_steps"], budgets=list(cell["budgets"]),
+                    progress=False, embeddings=cell.get("embeddings"))
+    metrics = {k: result[k] for k in ("task_accuracy", "task_accuracy_before", "task_loss", "news_ppl", "news_ppl_before",
+                                      "forgetting_pct", "majority_baseline", "trainable_pct", "embeddings_trainable",
+                                      "step_time_s", "train_time_s", "state_mb")}
+    for row in result["budgets"]:
+        metrics[f"task_accuracy@{row['steps']}"] = row["task_accuracy"]
+        metrics[f"forgetting_pct@{row['steps']}"] = row["forgetting_pct"]
+    metrics["failed"] = not math.isfinite(result["task_loss"])
+    return metrics
+
+
+PROTOCOLS = {"classification": classification, "sequential": sequential, "lm_curve": lm_curve}

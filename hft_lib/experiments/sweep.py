@@ -1,0 +1,249 @@
+"""Paired multi-seed sweeps that resume, and the results store they write.
+
+An `Experiment` is a protocol (see `protocols`), shared settings, a list of variants (a strategy plus
+anything that differs, e.g. a learning rate) and seeds. Every variant runs on every seed, so any two
+variants can be compared seed by seed (`measure.stats.paired`).
+
+Results go to `<out>/<experiment>-<profile>.csv`, one row per run: the cell's settings, every metric,
+wall time and a `cell` id (a hash of the settings). Next to it, `<experiment>-<profile>.json` holds the
+provenance: the settings, and per session the git commit, package versions, torch threads, CPU/GPU,
+date, command and wall time. A run is written the moment it ends (atomically, under a file lock, so
+several `--jobs` processes can share the file); re-running the same sweep skips finished cells, so an
+interrupted sweep loses at most the run in progress. A file written with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..strategies import check_strategies
+from .protocols import PROTOCOLS
+
+RESULTS = Path(__file__).resolve().parents[2] / "data" / "results"  # the committed evidence (in a checkout)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A grid: protocol x variants x seeds, with settings shared by every cell (per profile where they differ)."""
+
+    name: str
+    question: str  # the claim it tests, in one line
+    protocol: str
+    variants: tuple[dict, ...]  # each: {"strategy": ..., plus what else differs}
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    settings: dict = field(default_factory=dict)  # for every profile
+    profiles: dict = field(default_factory=dict)  # profile name -> settings that differ there
+
+    def resolved(self, profile: str) -> dict:
+        """Shared settings for one profile."""
+        if profile not in ("quick", "full"):
+            raise ValueError(f"Unknown profile {profile!r}; use quick or full.")
+        return {"protocol": self.protocol, "profile": profile, **self.settings, **self.profiles.get(profile, {})}
+
+    def cells(self, profile: str, seeds: tuple[int, ...] | None = None) -> list[dict]:
+        """Every run of the sweep, seed-major (so what a seed shares is computed once), each with its `cell` id."""
+        shared = self.resolved(profile)
+        out = []
+        for seed in seeds if seeds is not None else self.seeds:
+            for variant in self.variants:
+                cell = {"experiment": self.name, "variant": variant_label(variant), **shared, **variant, "seed": seed}
+                out.append({**cell, "cell": cell_id(cell)})
+        return out
+
+
+def variant_label(variant: dict) -> str:
+    """'lower_half' or 'lower_half, embeddings=trainable': the strategy plus what else the variant sets."""
+    extra = [f"{k}={v}" for k, v in variant.items() if k != "strategy"]
+    return ", ".join([variant["strategy"], *extra])
+
+
+def cell_id(cell: dict) -> str:
+    """A stable short hash of a cell's settings (its identity in the results file)."""
+    text = json.dumps({k: v for k, v in cell.items() if k != "cell"}, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+ENCODER = {"model": "minilm-l6", "task": "trec6", "val_size": 100, "test_size": 300}
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
+    Experiment("strategies", "C1, C2, C6, HFT paper (encoder): accuracy and retention per pattern, with mirror controls",
+               "classification", tuple({"strategy": s} for s in (
+                   "full", "lower_half", "upper_half", "alternate", "alternate_odd", "hft_paper", "head_only")),
+               settings={**ENCODER, "probe_tasks": ("movie_sentiment", "tweet_sentiment"), "probe_size": 200},
+               profiles={"full": {"test_size": 1000, "probe_size": 1000}}),
+    Experiment("gradual", "C3, C5: gradual vs all at once, bottom-up vs top-down, at two learning rates",
+               "classification", tuple({"strategy": s, "lr": lr} for lr in (1e-4, 3e-4)
+                                       for s in ("full", "gradual_bottom_up", "gradual_top_down")),
+               settings=ENCODER, profiles={"full": {"test_size": 1000}}),
+    Experiment("small_data", "C4: does freezing regularise where full fine-tuning overfits (100 examples, 12 epochs)?",
+               "classification", tuple({"strategy": s} for s in ("full", "lower_half", "upper_half", "head_only")),
+               settings={**ENCODER, "train_size": 100, "epochs": 12, "measure_train": True},
+               profiles={"full": {"test_size": 1000}}),
+    Experiment("sequential", "Forgetting (encoder): movie_sentiment accuracy lost after fine-tuning on TREC-6",
+               "sequential", tuple({"strategy": s} for s in (
+                   "full", "lower_half", "upper_half", "hft_paper", "head_only")),
+               settings={**ENCODER, "task_a": "movie_sentiment", "train_size_a": 500, "epochs_a": 2},
+               profiles={"full": {"test_size": 1000, "train_size_a": 2000}}),
+    Experiment("decoder", "HFT paper and forgetting (decoder): learning-forgetting curves, tied head trainable vs frozen",
+               "lm_curve", ({"strategy": "full"}, {"strategy": "full", "embeddings": "frozen"},
+                            {"strategy": "lower_half"}, {"strategy": "lower_half", "embeddings": "trainable"},
+                            {"strategy": "hft_paper"}),
+               seeds=(0, 1, 2), settings={"model": "smollm2-135m", "task": "trec6", "lm_steps": 16, "budgets": (8, 16)},
+               profiles={"full": {"lm_steps": 300, "budgets": (50, 100, 200, 300)}}),
+)}
+
+
+def get_experiment(name: str) -> Experiment:
+    if name not in EXPERIMENTS:
+        raise ValueError(f"Unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)} (`hft sweep --list` describes them).")
+    return EXPERIMENTS[name]
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'0-4' -> (0, 1, 2, 3, 4); '0,2,7' -> (0, 2, 7)."""
+    try:
+        if "-" in text.strip("-"):
+            first, last = (int(v) for v in text.split("-"))
+            seeds = tuple(range(first, last + 1))
+        else:
+            seeds = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        seeds = ()
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise ValueError(f"Seeds must look like 0-4 or 0,2,7 (distinct whole numbers >= 0), not {text!r}.")
+    return seeds
+
+
+def provenance() -> dict:
+    """Where and with what a run was made: commit, versions, threads, CPU/GPU, date, command."""
+    import torch
+    import transformers
+
+    root = Path(__file__).resolve().parents[2]
+
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], check=False, cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        except OSError:
+            return ""
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "hft_lib")),
+            "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "torch_threads": torch.get_num_threads(), "cpu": cpu, "cpu_count": os.cpu_count(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": " ".join(sys.argv)}
+
+
+class ResultsStore:
+    """One experiment's results file and provenance; rows are appended atomically under a lock."""
+
+    def __init__(self, out: str | Path, experiment: Experiment, profile: str):
+        self.dir = Path(out)
+        self.csv = self.dir / f"{experiment.name}-{profile}.csv"
+        self.meta = self.csv.with_suffix(".json")
+        self.settings = json.loads(json.dumps({**experiment.resolved(profile), "variants": experiment.variants}, default=list))
+
+    def check(self) -> None:
+        """Refuse a results file written with other settings (its rows could not be paired with new ones)."""
+        if self.meta.exists():
+            saved = json.loads(self.meta.read_text()).get("settings")
+            if saved != self.settings:
+                differ = sorted(k for k in {*saved, *self.settings} if saved.get(k) != self.settings.get(k))
+                raise ValueError(f"{self.csv} was written with other settings ({', '.join(differ)} differ); "
+                                 "pass another --out folder, or move the old file away to start over.")
+        elif self.csv.exists():
+            raise ValueError(f"{self.csv} exists without its provenance file {self.meta.name}; move it away or restore the file.")
+
+    @contextmanager
+    def locked(self):
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / f".{self.csv.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def rows(self) -> pd.DataFrame:
+        return pd.read_csv(self.csv) if self.csv.exists() else pd.DataFrame()
+
+    def done(self) -> set[str]:
+        frame = self.rows()
+        return set(frame["cell"]) if "cell" in frame else set()
+
+    def append(self, row: dict) -> None:
+        """Add one finished run (never rewrites another run's row)."""
+        with self.locked():
+            frame = self.rows()
+            if "cell" in frame and row["cell"] in set(frame["cell"]):
+                return  # another process finished the same cell first
+            frame = pd.concat([frame, pd.DataFrame([row])], ignore_index=True)
+            tmp = self.csv.with_suffix(".csv.tmp")
+            frame.to_csv(tmp, index=False)
+            os.replace(tmp, self.csv)
+
+    def log_session(self, session: dict) -> None:
+        with self.locked():
+            meta = json.loads(self.meta.read_text()) if self.meta.exists() else {"settings": self.settings, "sessions": []}
+            meta["sessions"].append(session)
+            tmp = self.meta.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(meta, indent=1, default=str))
+            os.replace(tmp, self.meta)
+
+
+def run_sweep(experiment: Experiment | str, profile: str = "quick", seeds: tuple[int, ...] | None = None,
+              out: str | Path = RESULTS, part: tuple[int, int] = (0, 1), echo: Callable[[str], None] = print) -> pd.DataFrame:
+    """Run every unfinished cell of `experiment` (this process's `part` of them); returns the results so far."""
+    experiment = get_experiment(experiment) if isinstance(experiment, str) else experiment
+    check_strategies([v["strategy"] for v in experiment.variants], decoder=experiment.protocol == "lm_curve")
+    store = ResultsStore(out, experiment, profile)
+    store.check()
+    cells = experiment.cells(profile, seeds)
+    index, parts = part
+    if parts > 1 and experiment.protocol == "classification":  # runs share nothing: deal them out in turn
+        cells = cells[index::parts]
+    elif parts > 1:  # whole seeds per process, so what a seed shares (the model tuned on task A, the setup) is made once
+        order = sorted({c["seed"] for c in cells})
+        cells = [c for c in cells if order.index(c["seed"]) % parts == index]
+    done = store.done()
+    todo = [c for c in cells if c["cell"] not in done]
+    echo(f"{experiment.name} ({profile}): {len(cells) - len(todo)} of {len(cells)} runs already in {store.csv}; {len(todo)} to go")
+    store.log_session({**provenance(), "event": "start", "runs_to_go": len(todo)})
+    protocol, cache, start = PROTOCOLS[experiment.protocol], {}, time.perf_counter()
+    for n, cell in enumerate(todo, 1):
+        began = time.perf_counter()
+        metrics = protocol(cell, cache)
+        row = {**{k: json.dumps(v) if isinstance(v, (list, tuple)) else v for k, v in cell.items()}, **metrics,
+               "wall_s": time.perf_counter() - began}
+        store.append(row)
+        elapsed = time.perf_counter() - start
+        left = elapsed / n * (len(todo) - n)
+        headline = next((f"{k} {metrics[k]:.3f}" for k in ("test_accuracy", "task_accuracy") if k in metrics), "")
+        echo(f"[{n}/{len(todo)}] {cell['variant']}, seed {cell['seed']}: {headline} ({row['wall_s']:.0f} s); "
+             f"about {left / 60:.0f} min left")
+    store.log_session({"event": "end", "runs": len(todo), "wall_s": round(time.perf_counter() - start, 1),
+                       "date": time.strftime("%Y-%m-%d %H:%M:%S %z")})
+    return store.rows()
+
+
+def load_results(experiment: str, profile: str = "quick", out: str | Path = RESULTS) -> pd.DataFrame:
+    """The stored rows of one experiment (what the notebooks and the README's numbers read)."""
+    store = ResultsStore(out, get_experiment(experiment), profile)
+    if not store.csv.exists():
+        raise ValueError(f"No results at {store.csv}; run `hft sweep {experiment} --profile {profile}` first.")
+    store.check()
+    return store.rows()
