@@ -35,3 +35,53 @@ def test_compare_end_to_end(tmp_path):
     (run,) = tmp_path.iterdir()
     assert {p.name for p in run.iterdir()} == {"results.csv", "results.json", "comparison.png"}
     assert "lower_half" in done.stdout and "majority-class baseline" in done.stdout
+
+
+def write_task(path, rows=90):
+    import pandas as pd
+
+    words = {"sport": "the match ended with a late goal", "money": "the bank raised its interest rate",
+             "food": "the soup needs more salt and pepper"}
+    labels = list(words)
+    frame = pd.DataFrame({"text": [f"{words[labels[i % 3]]} {i}" for i in range(rows)], "label": [labels[i % 3] for i in range(rows)]})
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_compare_seeds_on_a_users_csv(tmp_path, capsys):
+    task = write_task(tmp_path / "mine.csv")
+    argv = ["compare", "--task", str(task), "--strategies", "full,head_only", "--seeds", "0-1", "--train-size", "24",
+            "--epochs", "1", "--batch-size", "8", "--lr", "3e-4", "--out", str(tmp_path / "out")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    (run,) = (tmp_path / "out").iterdir()
+    import pandas as pd
+
+    frame = pd.read_csv(run / "compare-quick.csv")
+    assert sorted(zip(frame["strategy"], frame["seed"])) == [("full", 0), ("full", 1), ("head_only", 0), ("head_only", 1)]
+    assert set(frame["train_size"]) == {24} and set(frame["lr"]) == {3e-4} and set(frame["batch_size"]) == {8}
+    assert "verdict vs full" in out and "head_only" in out and (run / "compare-quick.json").exists()
+
+
+@pytest.mark.parametrize("content,message", [
+    ("text,labels\na,b\n", "has no label column"),
+    ("text,label\n" + "a,x\n" * 9 + "b,y\n", "needs at least 2 labels with 5 or more examples"),
+])
+def test_malformed_task_file_gets_one_sentence(tmp_path, capsys, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    assert main(["compare", "--task", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--seeds", "2-0"], "Seeds must look like 0-4"),
+    (["--lr", "5"], "--lr must be a learning rate between 0 and 1"),
+    (["--seeds", "0-1", "--checkpoint-every", "5"], "leave out --checkpoint-every"),
+])
+def test_bad_compare_options(tmp_path, capsys, extra, message):
+    assert main(["compare", *extra, "--out", str(tmp_path / "out")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

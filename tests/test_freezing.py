@@ -12,7 +12,7 @@ from .conftest import tiny_batches, tiny_bert
 
 @pytest.mark.parametrize("pattern,expected", [
     ("full", []), ("head_only", [0, 1, 2, 3, 4, 5]), ("lower_half", [0, 1, 2]), ("alternate", [0, 2, 4]),
-    ([1, 4], [1, 4]), (lambda i, n: i >= n - 2, [4, 5]),
+    ("upper_half", [3, 4, 5]), ("alternate_odd", [1, 3, 5]), ([1, 4], [1, 4]), (lambda i, n: i >= n - 2, [4, 5]),
 ])
 def test_pattern_indices(pattern, expected):
     assert frozen_layer_indices(pattern, 6) == expected
@@ -23,7 +23,7 @@ def test_alternate_on_an_odd_stack():
     assert frozen_layer_indices("lower_half", 5) == [0, 1]
 
 
-@pytest.mark.parametrize("pattern", ["full", "head_only", "lower_half", "alternate", [1, 2]])
+@pytest.mark.parametrize("pattern", ["full", "head_only", "lower_half", "alternate", "upper_half", [1, 2]])
 def test_frozen_parameters_are_bit_identical_after_training(pattern):
     model = tiny_bert()
     ft = Finetuner(model, pattern, verbose=False)
@@ -171,3 +171,21 @@ def test_discriminative_rates_as_a_slice_run_geometrically_from_embeddings_to_he
     assert rates["0"] < rates["1"] < rates["2"] < rates["3"] < rates["head"]
     with pytest.raises(ValueError, match="lr=slice\\(lo, hi\\) needs 0 < lo <= hi"):
         fit(ft, tiny_batches(1), lr=slice(1e-3, 1e-5), progress=False)
+
+
+@pytest.mark.parametrize("control,mirror", [("upper_half", "lower_half"), ("alternate_odd", "alternate")])
+def test_mirror_controls_train_as_many_parameters_as_the_pattern_they_control(control, mirror):
+    from hft_lib.strategies import prepare
+
+    ctl, ref = prepare(control, tiny_bert(layers=6), 1e-3).ft, prepare(mirror, tiny_bert(layers=6), 1e-3).ft
+    assert not ctl.embeddings_trainable and not ref.embeddings_trainable
+    assert ctl.trainable_parameter_count() == ref.trainable_parameter_count()
+    assert set(ctl.frozen_layers).isdisjoint(ref.frozen_layers) and len(ctl.frozen_layers) == len(ref.frozen_layers)
+
+
+def test_prepare_can_override_a_patterns_embeddings_choice():
+    from hft_lib.strategies import prepare
+
+    assert prepare("lower_half", tiny_bert(), 1e-3, embeddings="trainable").ft.embeddings_trainable
+    with pytest.raises(ValueError, match="embeddings= applies to layer patterns"):
+        prepare("hft_paper", tiny_bert(), 1e-3, embeddings="trainable")

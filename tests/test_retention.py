@@ -53,3 +53,13 @@ def test_run_classification_scores_the_pretrained_probes_itself_when_not_given()
     result = run_classification("head_only", "minilm-l6", "trec6", profile, probes=probes, progress=False)
     assert result["retention_pct"] == 100  # head_only leaves the encoder, and so every probe, untouched
     assert result["state_mb"] > 0
+
+
+def test_chance_corrected_retention_reads_zero_at_chance_and_ignores_probes_at_chance_before():
+    from hft_lib.measure.retention import chance_corrected_retention
+
+    before, chance = {"a": 0.9, "b": 0.6, "c": 0.51}, {"a": 0.5, "b": 0.5, "c": 0.5}
+    assert chance_corrected_retention(before, {"a": 0.5, "b": 0.6, "c": 0.0}, chance) == pytest.approx(50.0)  # c ignored
+    assert chance_corrected_retention(before, before, chance) == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="within 2 points of chance"):
+        chance_corrected_retention({"c": 0.51}, {"c": 0.51}, {"c": 0.5})

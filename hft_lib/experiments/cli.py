@@ -89,11 +89,14 @@ def resume_sources(path: str, strategies: list[str], run_name: str) -> dict[str,
 
 def check_names(model: str, task: str) -> None:
     """Unknown model or task names fail before a results folder is made (offline, a hub id cannot exist)."""
-    from ..data import EMBEDDED_TASKS, HUB_TASKS
+    from ..data import EMBEDDED_TASKS, HUB_TASKS, is_task_file, load_task
     from ..models import EMBEDDED_MODELS
 
-    if task not in EMBEDDED_TASKS and task not in HUB_TASKS:
-        raise ValueError(f"Unknown task {task!r}; use one of {', '.join([*EMBEDDED_TASKS, *HUB_TASKS])}.")
+    if is_task_file(task):
+        load_task(task)  # a missing or malformed file: one sentence, before a results folder is made
+    elif task not in EMBEDDED_TASKS and task not in HUB_TASKS:
+        raise ValueError(f"Unknown task {task!r}; use one of {', '.join([*EMBEDDED_TASKS, *HUB_TASKS])}, "
+                         "or a .csv / .jsonl file with text and label columns.")
     offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
     if model not in EMBEDDED_MODELS and not Path(model).exists() and offline:
         raise ValueError(f"Unknown model {model!r}: not an embedded model ({', '.join(EMBEDDED_MODELS)}) nor a local folder, "
@@ -109,7 +112,9 @@ def compare(args: argparse.Namespace) -> int:
     if args.kind == "causal_lm" or (args.kind is None and args.model in DECODERS):
         return compare_decoder(args, names)
     strategies = check_strategies(names)
-    profile = get_profile(args.profile, **({"epochs": args.epochs} if args.epochs else {}))
+    profile = get_profile(args.profile, **profile_overrides(args))
+    if args.seeds:
+        return compare_seeds(args, strategies, profile)
     if args.device:
         get_device(args.device)  # e.g. CUDA asked on a machine without it: one sentence, before anything is written
     check_names(args.model, args.task)
@@ -117,7 +122,7 @@ def compare(args: argparse.Namespace) -> int:
     resume = resume_sources(args.resume, strategies, run_name) if args.resume else {}
     dist = distributed_context()  # under `accelerate launch --num_processes N`: rank 0 writes, all train
     main_process = dist is None or dist.is_main
-    out = new_run_dir(Path(args.out), f"{args.model}-{args.task}".replace("/", "_")) if main_process else None
+    out = new_run_dir(Path(args.out), f"{args.model}-{Path(args.task).stem}".replace("/", "_")) if main_process else None
     out = dist.broadcast(out) if dist else out
     if main_process:
         print(f"profile {profile.name}: {profile.train_size or 'all'} training examples, {profile.epochs} epochs; results -> {out}"
@@ -128,6 +133,41 @@ def compare(args: argparse.Namespace) -> int:
         if main_process and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a run that failed before writing anything leaves no empty folder behind
         raise
+
+
+def profile_overrides(args: argparse.Namespace) -> dict:
+    """--epochs, --lr, --batch-size, --train-size as Profile fields (only those given)."""
+    if args.lr is not None and not 0 < args.lr < 1:
+        raise ValueError(f"--lr must be a learning rate between 0 and 1 (e.g. 1e-4), not {args.lr}.")
+    given = {"epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "train_size": args.train_size}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def compare_seeds(args: argparse.Namespace, strategies: list[str], profile) -> int:
+    """`hft compare --seeds 0-4`: every strategy on every seed (a sweep into the run folder), then paired intervals."""
+    from ..measure import stats
+    from .sweep import Experiment, parse_seeds, run_sweep
+
+    seeds = parse_seeds(args.seeds)
+    if args.checkpoint_every or args.resume or args.device:
+        raise ValueError("--seeds runs a small sweep; leave out --checkpoint-every, --resume and --device with it.")
+    check_names(args.model, args.task)
+    reference = "full" if "full" in strategies else strategies[0]
+    settings = {"model": args.model, "task": args.task, "val_size": profile.eval_size, "test_size": profile.eval_size,
+                **profile_overrides(args)}
+    experiment = Experiment("compare", f"{', '.join(strategies)} against {reference}", "classification",
+                            tuple({"strategy": s} for s in strategies), seeds, settings)
+    out = new_run_dir(Path(args.out), f"{args.model}-{Path(args.task).stem}".replace("/", "_"))
+    print(f"profile {profile.name}: {len(strategies)} strategies x {len(seeds)} seeds; results -> {out}")
+    frame = run_sweep(experiment, profile.name, out=out)
+    table = stats.paired(frame, "test_accuracy", reference, by="strategy")
+    table["verdict vs " + reference] = [stats.verdict(r.ci_low, r.ci_high, "equivalent", 0.02) if name != reference else ""
+                                        for name, r in table.iterrows()]
+    shown = table[["n", "mean", "sd", "diff", "ci_low", "ci_high", "mde", "verdict vs " + reference]]
+    print(shown.to_string(float_format=lambda v: f"{v:+.3f}" if abs(v) < 1 else f"{v:.3f}"))
+    print(f"test accuracy per strategy; diff = strategy - {reference}, paired over seeds, with its 95 % interval and the "
+          f"minimum detectable effect; verdict: within 2 points of {reference} or not. Saved {out}")
+    return 0
 
 
 def train_and_report(args, strategies, profile, out, dist, run_name, resume) -> int:
@@ -169,7 +209,7 @@ def compare_decoder(args: argparse.Namespace, strategies: list[str]) -> int:
     device = get_device(args.device)  # an unusable --device fails here, before anything loads
     check_names(args.model, args.task)
     profile = get_profile(args.profile, **({"lm_steps": args.steps} if args.steps else {}))
-    out = new_run_dir(Path(args.out), f"{args.model}-{args.task}".replace("/", "_"))
+    out = new_run_dir(Path(args.out), f"{args.model}-{Path(args.task).stem}".replace("/", "_"))
     print(f"profile {profile.name}: {profile.lm_steps} steps per strategy; results -> {out}")
     setup = prepare_lm(args.model, args.task, profile, seed=args.seed, device=device)
     rows = [run_lm(s, setup=setup, seed=args.seed) for s in strategies]
@@ -235,11 +275,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("strategies", help="list the strategies --strategies accepts, one line each")
     p_cmp = sub.add_parser("compare", help="fine-tune with several freezing strategies and compare them")
     p_cmp.add_argument("--model", default="minilm-l6", help="embedded name, hub id or local folder (default minilm-l6)")
-    p_cmp.add_argument("--task", default="trec6", help="task name (default trec6)")
+    p_cmp.add_argument("--task", default="trec6", help="task name, or a .csv / .jsonl file with text and label columns (default trec6)")
     p_cmp.add_argument("--strategies", default=DEFAULT_STRATEGIES, help=f"comma-separated (default {DEFAULT_STRATEGIES})")
     p_cmp.add_argument("--profile", default=None, help="quick or full (default: full on CUDA, else quick)")
     p_cmp.add_argument("--epochs", type=positive_int, default=None, help="override the profile's epochs")
     p_cmp.add_argument("--seed", type=int, default=0)
+    p_cmp.add_argument("--seeds", default=None, help="e.g. 0-4: every strategy on every seed, compared pairwise with CIs")
+    p_cmp.add_argument("--lr", type=float, default=None, help="override the profile's peak learning rate")
+    p_cmp.add_argument("--batch-size", type=positive_int, default=None, help="override the profile's batch size")
+    p_cmp.add_argument("--train-size", type=positive_int, default=None, help="override the profile's training examples")
     p_cmp.add_argument("--kind", choices=["classification", "causal_lm"], default=None,
                        help=f"classification (encoder) or causal_lm (decoder); default: causal_lm for {', '.join(DECODERS)}")
     p_cmp.add_argument("--steps", type=positive_int, default=None, help="decoder runs: override the profile's lm_steps")

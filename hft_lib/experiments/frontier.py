@@ -78,6 +78,38 @@ def decoder_runs(profile: Profile, step_budgets: list[int], strategies=DECODER_S
     return _relative_cost(pd.DataFrame(rows))
 
 
+def from_evidence(out=None, profile: str = "quick") -> pd.DataFrame:
+    """The same table built from the stored sweeps (`strategies` for the encoder, `decoder`), averaged over seeds.
+
+    `quality_ci` and `retention_ci` are the half-widths of the 95 % intervals over seeds; `choose_table`
+    then names every strategy whose interval overlaps the best one's, instead of a winner inside the noise.
+    """
+    from ..measure.stats import mean_ci
+    from .sweep import RESULTS, load_results
+
+    out = out or RESULTS
+    rows = []
+
+    def add(model, variant, group, budget, steps, quality, retention):
+        q, ql, _ = mean_ci(quality)
+        r, rl, _ = mean_ci(retention)
+        rows.append({"model": model, "strategy": variant, "budget": budget, "steps": steps, "quality": q, "quality_ci": q - ql,
+                     "retention": r, "retention_ci": r - rl, "n": len(group), **{k: group[k].mean() for k in RUN_COSTS}})
+
+    encoder = load_results("strategies", profile, out)
+    for variant, group in encoder.groupby("variant", sort=False):
+        add(ENCODER, variant, group, f"{group['epochs'].iloc[0] if 'epochs' in group else 3} epochs", 0,
+            group["test_accuracy"], group["retention_cc"])
+    decoder = load_results("decoder", profile, out)
+    budgets = sorted(int(c.split("@")[1]) for c in decoder.columns if c.startswith("task_accuracy@"))
+    for variant, group in decoder.groupby("variant", sort=False):
+        for b in budgets:
+            add(DECODER, variant, group, f"{b} steps", b, group[f"task_accuracy@{b}"],
+                100 / (1 + group[f"forgetting_pct@{b}"] / 100))
+    frame = pd.DataFrame(rows)
+    return pd.concat([_relative_cost(part.copy()) for _, part in frame.groupby("model", sort=False)], ignore_index=True)
+
+
 def _relative_cost(frame: pd.DataFrame) -> pd.DataFrame:
     full = frame.loc[frame["strategy"] == "full", "step_time_s"]
     frame["step_time_vs_full"] = frame["step_time_s"] / full.iloc[0] if len(full) else float("nan")
@@ -92,8 +124,8 @@ def choose_table(frame: pd.DataFrame) -> pd.DataFrame:
         first = runs[runs["steps"] == runs["steps"].min()].set_index("strategy")
         good = last[last["quality"] >= last["quality"].max() - 0.02]
         picks = {
-            "best task quality, cost no object": (last["quality"].idxmax(), f"accuracy {last['quality'].max():.2f}"),
-            "keep what the model knew": (last["retention"].idxmax(), f"retention {last['retention'].max():.1f}%"),
+            "best task quality, cost no object": (_tied(last, "quality"), f"accuracy {last['quality'].max():.2f}"),
+            "keep what the model knew": (_tied(last, "retention"), f"retention {last['retention'].max():.1f}%"),
             "balance: within 2 points of the best accuracy, most retention":
                 (good["retention"].idxmax(), (f"accuracy {good.loc[good['retention'].idxmax(), 'quality']:.2f}, "
                                              f"retention {good['retention'].max():.1f}%")),
@@ -106,6 +138,16 @@ def choose_table(frame: pd.DataFrame) -> pd.DataFrame:
             rows.append({"situation": situation, "model": model, "choose": strategy, "measured": why})
     table = pd.DataFrame(rows)
     return table.pivot(index="situation", columns="model", values=["choose", "measured"]).reindex(list(picks))
+
+
+def _tied(runs: pd.DataFrame, column: str) -> str:
+    """The best strategy by `column`, plus (with intervals over seeds) every one whose interval overlaps it."""
+    best = runs[column].idxmax()
+    if f"{column}_ci" not in runs:
+        return best
+    floor = runs.loc[best, column] - runs.loc[best, f"{column}_ci"]
+    tied = [s for s in runs.index if s != best and runs.loc[s, column] + runs.loc[s, f"{column}_ci"] >= floor]
+    return best + (f" (tied: {', '.join(tied)})" if tied else "")
 
 
 def plot_model(frame: pd.DataFrame, model: str, budget: str | None = None, highlight: str | None = None, ax=None,

@@ -49,8 +49,10 @@ def _failed(result: dict) -> bool:
     return not math.isfinite(result["final_loss"]) or result["test_accuracy"] <= result["majority_baseline"] + FAILED_MARGIN
 
 
-def classification(cell: dict, cache: dict) -> dict:
-    """Fine-tune `cell["model"]` on `cell["task"]` with `cell["strategy"]`; test accuracy, cost, retention."""
+def classification(cell: dict, cache: dict, keep_model: bool = False) -> dict:
+    """Fine-tune `cell["model"]` on `cell["task"]` with `cell["strategy"]`; test accuracy, cost, retention.
+
+    `keep_model` adds the run's `finetuner` and `history` (for a notebook that looks inside the run)."""
     from ..measure.retention import chance_corrected_retention
 
     profile = cell_profile(cell)
@@ -60,7 +62,7 @@ def classification(cell: dict, cache: dict) -> dict:
     if cell.get("probe_tasks"):
         suite, before, chance = _probes(cell, loaded.tokenizer, cache)
     result = run_classification(cell["strategy"], cell["model"], cell["task"], profile, seed=cell["seed"], task=task,
-                                progress=False, keep_model=cell.get("measure_train", False), probes=suite,
+                                progress=keep_model, keep_model=keep_model or cell.get("measure_train", False), probes=suite,
                                 probes_before=before, embeddings=cell.get("embeddings"), model=loaded)
     metrics = {k: result[k] for k in ("test_accuracy", "val_accuracy", "majority_baseline", "final_loss", "trainable_pct",
                                       "step_time_s", "train_time_s", "state_mb")}
@@ -75,6 +77,8 @@ def classification(cell: dict, cache: dict) -> dict:
         metrics["train_accuracy"] = evaluate(model, train)["accuracy"]
         metrics["train_test_gap"] = metrics["train_accuracy"] - metrics["test_accuracy"]
     metrics["failed"] = _failed(result)
+    if keep_model:
+        metrics.update(finetuner=result["finetuner"], history=result["history"])
     return metrics
 
 
@@ -117,17 +121,24 @@ def sequential(cell: dict, cache: dict) -> dict:
             "step_time_s": result["step_time_s"], "train_time_s": result["train_time_s"], "failed": _failed(result)}
 
 
-def lm_curve(cell: dict, cache: dict) -> dict:
-    """A decoder fine-tuned with the strategy: task accuracy and news-perplexity change after each budget."""
-    from .decoder import prepare_lm, run_lm
+def lm_setup(cell: dict, cache: dict):
+    """The decoder, its data and its "before" numbers for this cell's seed (made once per process and seed)."""
+    from .decoder import prepare_lm
 
     key = ("lm", cell["model"], cell["task"], cell["seed"], cell["lm_steps"])
     if key not in cache:
         cache.clear()
         cache[key] = prepare_lm(cell["model"], cell["task"], cell_profile(cell), seed=cell["seed"], steps=cell["lm_steps"])
-    setup = cache[key]
+    return cache[key]
+
+
+def lm_curve(cell: dict, cache: dict, keep_model: bool = False) -> dict:
+    """A decoder fine-tuned with the strategy: task accuracy and news-perplexity change after each budget."""
+    from .decoder import run_lm
+
+    setup = lm_setup(cell, cache)
     result = run_lm(cell["strategy"], setup=setup, seed=cell["seed"], steps=cell["lm_steps"], budgets=list(cell["budgets"]),
-                    progress=False, embeddings=cell.get("embeddings"))
+                    progress=keep_model, embeddings=cell.get("embeddings"), keep_model=keep_model)
     metrics = {k: result[k] for k in ("task_accuracy", "task_accuracy_before", "task_loss", "news_ppl", "news_ppl_before",
                                       "forgetting_pct", "majority_baseline", "trainable_pct", "embeddings_trainable",
                                       "step_time_s", "train_time_s", "state_mb")}
@@ -135,6 +146,8 @@ def lm_curve(cell: dict, cache: dict) -> dict:
         metrics[f"task_accuracy@{row['steps']}"] = row["task_accuracy"]
         metrics[f"forgetting_pct@{row['steps']}"] = row["forgetting_pct"]
     metrics["failed"] = not math.isfinite(result["task_loss"])
+    if keep_model:
+        metrics.update(finetuner=result["finetuner"], history=result["history"], redraw=result["redraw"], setup=setup)
     return metrics
 
 

@@ -247,3 +247,60 @@ def load_results(experiment: str, profile: str = "quick", out: str | Path = RESU
         raise ValueError(f"No results at {store.csv}; run `hft sweep {experiment} --profile {profile}` first.")
     store.check()
     return store.rows()
+
+
+def cell_settings(experiment: str, variant: str, seed: int = 0, profile: str | None = None) -> dict:
+    """The settings of one cell of a sweep (what `run_cell` runs and the stored row was made with)."""
+    from ..config import get_profile
+
+    cells = get_experiment(experiment).cells(profile or get_profile().name, seeds=(seed,))
+    for cell in cells:
+        if cell["variant"] == variant:
+            return cell
+    raise ValueError(f"Experiment {experiment!r} has no variant {variant!r}; choose from {', '.join(c['variant'] for c in cells)}.")
+
+
+def run_cell(experiment: str, variant: str, seed: int = 0, profile: str | None = None, cache: dict | None = None,
+             keep_model: bool = True) -> dict:
+    """One cell of a sweep, run here and now (a notebook's live run): the same settings as the stored row."""
+    cell = cell_settings(experiment, variant, seed, profile)
+    protocol = PROTOCOLS[get_experiment(experiment).protocol]
+    return {"cell": cell["cell"], **protocol(cell, {} if cache is None else cache, keep_model=keep_model)}
+
+
+def check_live(experiment: str, live: dict[str, dict], metrics: tuple[str, ...] = ("test_accuracy",),
+               tolerance: float | dict[str, float] = 0.02, profile: str | None = None,
+               out: str | Path = RESULTS) -> pd.DataFrame | None:
+    """Compare live runs (variant -> `run_cell` result) with the stored rows of the same cells; fail if stale.
+
+    Stored and live runs use the same code, settings and seed, so they differ only by floating-point
+    order (thread count, hardware). A gap above `tolerance` (one for all metrics, or metric -> tolerance) means the stored evidence no longer
+    describes the library: re-run `hft sweep` and commit the new results. Without stored results for
+    this profile (e.g. the full profile on a GPU) there is nothing to compare: says so, returns None.
+    """
+    from ..config import get_profile
+
+    profile = profile or get_profile().name
+    store = ResultsStore(out, get_experiment(experiment), profile)
+    if not store.csv.exists():
+        print(f"No stored {profile}-profile results of {experiment!r} to check against (run `hft sweep {experiment} "
+              f"--profile {profile}` to make them).")
+        return None
+    stored = load_results(experiment, profile, out)
+    rows = []
+    for variant, result in live.items():
+        match = stored[stored["cell"] == result["cell"]]
+        if match.empty:
+            raise AssertionError(f"No stored row for {variant} (cell {result['cell']}): the settings changed; "
+                                 f"re-run `hft sweep {experiment}` and commit data/results.")
+        for metric in metrics:
+            rows.append({"variant": variant, "metric": metric, "live": result[metric], "stored": float(match[metric].iloc[0])})
+    table = pd.DataFrame(rows)
+    table["difference"] = (table["live"] - table["stored"]).abs()
+    table["tolerance"] = [tolerance[m] if isinstance(tolerance, dict) else tolerance for m in table["metric"]]
+    stale = table[table["difference"] > table["tolerance"]]
+    if not stale.empty:
+        raise AssertionError(f"Live and stored runs differ by more than the tolerance in "
+                             f"{', '.join(stale['variant'] + ' ' + stale['metric'])}: the stored evidence is stale; "
+                             f"re-run `hft sweep {experiment}` and commit data/results.")
+    return table.set_index(["variant", "metric"])

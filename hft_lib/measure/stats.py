@@ -64,13 +64,12 @@ def paired(frame: pd.DataFrame, metric: str, reference: str, by: str = "strategy
     table = frame.pivot(index=seed, columns=by, values=metric)
     rows = []
     for name in table.columns:
-        both = table[[reference, name]].dropna()
-        diff = both[name] - both[reference]
+        diff = (table[name] - table[reference]).dropna()
         mean, low, high = mean_ci(diff, confidence)
         sd = float(diff.std(ddof=1)) if len(diff) > 1 else math.nan
         rows.append({by: name, "n": len(diff), "mean": float(table[name].mean()), "sd": float(table[name].std(ddof=1)),
                      "reference_mean": float(table[reference].mean()), "diff": mean, "ci_low": low, "ci_high": high,
-                     "mde": minimum_detectable_effect(sd, len(diff)), "diverged": int(table[name].isna().sum())})
+                     "mde": minimum_detectable_effect(sd, len(diff)), "diverged": int(frame.loc[frame[by] == name, metric].isna().sum())})
     return pd.DataFrame(rows).set_index(by)
 
 

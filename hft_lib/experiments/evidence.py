@@ -1,0 +1,151 @@
+"""The claims this package tests, each as a paired comparison on stored sweep results, with its verdict.
+
+A claim names an experiment, a metric, a candidate and a reference variant, and what it predicts
+(`greater`, `less`, or `equivalent` within a margin). `verdicts()` computes every claim from the
+results store: mean paired difference over seeds, 95 % interval, minimum detectable effect, and the
+verdict that interval implies (`measure.stats.verdict`). The README's results and the notebooks'
+verdicts are this table; none is written by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..measure import stats
+from .sweep import RESULTS, load_results
+
+ACCURACY_MARGIN = 0.02  # "costs little" / "matches": within 2 points of test accuracy
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    text: str  # the claim as its source states it
+    experiment: str
+    metric: str
+    candidate: str  # variant label
+    reference: str
+    predicts: str  # "greater" | "less" | "equivalent" (candidate - reference)
+    margin: float = 0.0
+    source: str = ""
+    precondition: str | None = None  # a check the regime must pass for the claim to be testable here
+
+
+CLAIMS = (
+    Claim("C1", "freezing the lower half keeps accuracy (lower layers are general)", "strategies", "test_accuracy",
+          "lower_half", "full", "equivalent", ACCURACY_MARGIN, "half_fine_tuning.txt"),
+    Claim("C1-control", "freezing the lower half costs less than freezing the upper half", "strategies", "test_accuracy",
+          "lower_half", "upper_half", "greater", 0.0, "mirror control"),
+    Claim("C2", "freezing the lower half forgets less (task A accuracy lost after task B)", "sequential", "forgetting",
+          "lower_half", "full", "less", 0.0, "half_fine_tuning.txt"),
+    Claim("C2-probes", "freezing the lower half keeps more of the held-out probes' above-chance accuracy", "strategies",
+          "retention_cc", "lower_half", "full", "greater", 0.0, "half_fine_tuning.txt"),
+    Claim("C3", "gradual unfreezing (bottom-up) beats fine-tuning all at once", "gradual", "test_accuracy",
+          "gradual_bottom_up, lr=0.0001", "full, lr=0.0001", "greater", 0.0, "gradual_unfreezing.txt"),
+    Claim("C3-ULMFiT", "gradual unfreezing (top-down, ULMFiT) beats fine-tuning all at once", "gradual", "test_accuracy",
+          "gradual_top_down, lr=0.0001", "full, lr=0.0001", "greater", 0.0, "ULMFiT"),
+    Claim("C3-high-lr", "gradual (top-down) beats all at once at the higher rate, where stability matters", "gradual",
+          "test_accuracy", "gradual_top_down, lr=0.0003", "full, lr=0.0003", "greater", 0.0, "ULMFiT"),
+    Claim("C4", "freezing regularises small data: lower_half beats full where full overfits", "small_data", "test_accuracy",
+          "lower_half", "full", "greater", 0.0, "half_fine_tuning.txt", precondition="full_overfits"),
+    Claim("C5", "bottom-up unfreezing (source text) beats top-down (ULMFiT)", "gradual", "test_accuracy",
+          "gradual_bottom_up, lr=0.0001", "gradual_top_down, lr=0.0001", "greater", 0.0, "gradual_unfreezing.txt"),
+    Claim("C6", "freezing the even layers keeps accuracy (alternate)", "strategies", "test_accuracy",
+          "alternate", "full", "equivalent", ACCURACY_MARGIN, "half_fine_tuning.txt"),
+    Claim("C6-control", "freezing the even layers costs less than freezing the odd ones", "strategies", "test_accuracy",
+          "alternate", "alternate_odd", "greater", 0.0, "odd-layer control"),
+    Claim("P1", "the HFT paper's half forgets less than full fine-tuning (encoder, sequential)", "sequential",
+          "forgetting", "hft_paper", "full", "less", 0.0, "Hui et al. 2024"),
+    Claim("P1-decoder", "the HFT paper's half forgets less than full fine-tuning (decoder, news perplexity)", "decoder",
+          "forgetting_pct", "hft_paper", "full", "less", 0.0, "Hui et al. 2024"),
+    Claim("P2", "the HFT paper's half matches full fine-tuning's task accuracy (encoder)", "strategies", "test_accuracy",
+          "hft_paper", "full", "equivalent", ACCURACY_MARGIN, "Hui et al. 2024"),
+    Claim("P2-decoder", "the HFT paper's half matches full fine-tuning's task accuracy (decoder, within 5 points)",
+          "decoder", "task_accuracy", "hft_paper", "full", "equivalent", 0.05, "Hui et al. 2024"),
+    Claim("Head", "on the decoder, lower_half forgets less than full with the tied head trainable in both", "decoder",
+          "forgetting_pct", "lower_half, embeddings=trainable", "full", "less", 0.0, "tied-head control"),
+)
+OVERFIT_GAP = 0.10  # full fine-tuning overfits here if its train accuracy exceeds its test accuracy by this much
+
+
+def _precondition(claim: Claim, frame: pd.DataFrame) -> str | None:
+    """Why the claim cannot be tested in this regime, or None."""
+    if claim.precondition == "full_overfits":
+        gap = frame.loc[frame["variant"] == claim.reference, "train_test_gap"].mean()
+        if gap < OVERFIT_GAP:
+            return f"not testable here: full fine-tuning's train-test gap is {100 * gap:.1f} points (< {100 * OVERFIT_GAP:.0f})"
+    return None
+
+
+def verdicts(out: str | Path = RESULTS, profile: str = "quick", claims=CLAIMS) -> pd.DataFrame:
+    """Every claim whose experiment has results: the paired comparison and its verdict (one row per claim)."""
+    rows, frames = [], {}
+    for claim in claims:
+        if claim.experiment not in frames:
+            try:
+                frames[claim.experiment] = load_results(claim.experiment, profile, out)
+            except ValueError:
+                frames[claim.experiment] = None
+        frame = frames[claim.experiment]
+        if frame is None or not {claim.candidate, claim.reference} <= set(frame["variant"]):
+            continue
+        table = stats.paired(frame[frame["variant"].isin([claim.candidate, claim.reference])], claim.metric,
+                             claim.reference, by="variant")
+        row = table.loc[claim.candidate]
+        blocked = _precondition(claim, frame)
+        verdict = blocked or stats.verdict(row["ci_low"], row["ci_high"], claim.predicts, claim.margin)
+        rows.append({"claim": claim.id, "text": claim.text, "metric": claim.metric, "candidate": claim.candidate,
+                     "reference": claim.reference, "n": int(row["n"]), "candidate_mean": row["mean"],
+                     "reference_mean": row["reference_mean"], "diff": row["diff"], "ci_low": row["ci_low"],
+                     "ci_high": row["ci_high"], "mde": row["mde"], "predicts": claim.predicts, "margin": claim.margin,
+                     "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def summary_table(out: str | Path = RESULTS, profile: str = "quick", experiment: str = "strategies",
+                  metrics: tuple[str, ...] = ("test_accuracy",)) -> pd.DataFrame:
+    """Mean, 95 % interval and failed runs of each variant of one experiment (for tables and error bars)."""
+    frame = load_results(experiment, profile, out)
+    rows = []
+    for variant, group in frame.groupby("variant", sort=False):
+        row = {"variant": variant, "n": len(group), "failed": int(group["failed"].sum()) if "failed" in group else 0}
+        for metric in metrics:
+            mean, low, high = stats.mean_ci(group[metric])
+            row.update({metric: mean, f"{metric}_low": low, f"{metric}_high": high, f"{metric}_sd": group[metric].std()})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("variant")
+
+
+SCALE = {"test_accuracy": (100, "points"), "task_accuracy": (100, "points"), "forgetting": (100, "points"),
+         "retention_cc": (1, "% kept"), "forgetting_pct": (1, "% perplexity")}
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The verdict table as Markdown: claim, comparison, paired difference [95 % CI], MDE, seeds, verdict."""
+    lines = ["| claim | what it says | metric | candidate vs reference | difference [95 % CI] | MDE | seeds | verdict |",
+             "|---|---|---|---|---:|---:|---:|---|"]
+    for r in table.itertuples():
+        scale, unit = SCALE.get(r.metric, (1, ""))
+        lines.append(f"| {r.claim} | {r.text} | {r.metric} | {r.candidate} vs {r.reference} | "
+                     f"{r.diff * scale:+.1f} [{r.ci_low * scale:+.1f}, {r.ci_high * scale:+.1f}] {unit} | "
+                     f"{r.mde * scale:.1f} | {r.n} | **{r.verdict}** |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m hft_lib.experiments.evidence`: print every claim's verdict from the results store as Markdown."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--results", default=str(RESULTS))
+    parser.add_argument("--profile", default="quick")
+    args = parser.parse_args(argv)
+    print(markdown(verdicts(args.results, args.profile)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
