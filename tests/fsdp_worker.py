@@ -6,7 +6,12 @@ OUT/<scenario>-rank{r}.json:
 
 * gradual: top-down gradual unfreezing (a stage every 3 steps; layer 1 joins at the last step, layer 0 and
   the embeddings never), with evaluation after each epoch.
-* naive: the same without re-resolving the parameters after `fully_shard` (the control: nothing trains).
+* alternate: the fixed pattern that freezes layers 0 and 2 (gradients pass through frozen layer 2).
+* tied: a tiny Llama with its LM head tied to the frozen embeddings, lower_half.
+* pretrained: lower_half on a classifier built with from_pretrained from an encoder after the process group started,
+  as `hft compare` does: transformers then initialises the new head on process 0 only (accelerate's default
+  cpu_ram_efficient_loading) and leaves it on the meta device on the other processes.
+* naive: the gradual run without re-resolving the parameters after `fully_shard` (the control: nothing trains).
 * redraw: the HFT paper's half, redrawn every 2 steps, with the optimiser built before `fit`.
 * resume: the gradual run, checkpointed every 3 steps, crashed after step 5 and resumed.
 * trainer (2 processes only): FreezingCallback's hooks around a model sharded as accelerate's FSDP2 does it
@@ -28,9 +33,11 @@ from hft_lib.runtime import distributed, sharding
 from hft_lib.strategies import prepare
 
 try:  # run as a script by the launcher, or imported by the test
+    from tests.conftest import tiny_llama
     from tests.ddp_worker import rows, tiny_model
 except ImportError:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from tests.conftest import tiny_llama
     from tests.ddp_worker import rows, tiny_model
 
 SCHEDULE = UnfreezeSchedule("top_down", stage_length=3, unit="step")
@@ -44,13 +51,12 @@ def loader() -> DataLoader:
     return DataLoader(rows(), batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(0))
 
 
-def record(out: str, name: str, ft: Finetuner, history) -> None:
+def record(out: str, name: str, ft: Finetuner, history, on_meta: bool = False) -> None:
     """Every process gathers the full weights (a collective under FSDP2) and writes its own copy."""
     rank = int(os.environ.get("RANK", "0"))
-    weights = sharding.full_weights(ft.model) if sharding.is_sharded(ft.model) else ft.model.state_dict()
-    save_file({k: v.contiguous() for k, v in weights.items()}, os.path.join(out, f"{name}-rank{rank}.safetensors"))
+    save_file(sharding.full_weights(ft.model), os.path.join(out, f"{name}-rank{rank}.safetensors"))
     info = {"losses": [s["loss"] for s in history.steps], "sharded": sharding.is_sharded(ft.model),
-            "eval": [e.get("eval_loss") for e in history.epochs], "state_mb": history.state_mb}
+            "eval": [e.get("eval_loss") for e in history.epochs], "state_mb": history.state_mb, "on_meta": on_meta}
     with open(os.path.join(out, f"{name}-rank{rank}.json"), "w") as fh:
         json.dump(info, fh)
 
@@ -72,6 +78,26 @@ def without_rebinding():
         yield
     finally:
         FinetunerClass.rebind_parameters, sharding._point_optimizer_at = rebind, point
+
+
+def tied():
+    g = torch.Generator().manual_seed(1)
+    ids = [torch.randint(0, 64, (8,), generator=g) for _ in range(16)]
+    lm = DataLoader([{"input_ids": i, "attention_mask": torch.ones_like(i), "labels": i} for i in ids], batch_size=8,
+                    shuffle=True, generator=torch.Generator().manual_seed(0))
+    ft = Finetuner(tiny_llama(), "lower_half", verbose=False)
+    return ft, fit(ft, lm, epochs=2, lr=1e-2, progress=False)
+
+
+def pretrained(folder: str):
+    from transformers import BertForSequenceClassification
+
+    distributed.current()  # the process group first, as `hft compare` does
+    torch.manual_seed(0)  # the new head's initial values: the same on process 0 and in the single-process run
+    model = BertForSequenceClassification.from_pretrained(folder)
+    on_meta = any(p.is_meta for p in model.parameters())
+    ft = Finetuner(model, "lower_half", verbose=False)
+    return ft, fit(ft, loader(), epochs=1, lr=1e-2, progress=False), on_meta
 
 
 def redraw():
@@ -129,9 +155,13 @@ def trainer_hooks(out: str) -> None:
     save_file(weights, os.path.join(out, f"trainer-rank{rank}.safetensors"))
 
 
-def main(out: str) -> None:
+def main(out: str, pretrained_folder: str) -> None:
     torch.set_num_threads(1)
     record(out, "gradual", *gradual(eval_loader=DataLoader(rows()[:8], batch_size=4)))
+    alternate = Finetuner(tiny_model(), "alternate", verbose=False)
+    record(out, "alternate", alternate, fit(alternate, loader(), epochs=1, lr=1e-2, progress=False))
+    record(out, "tied", *tied())
+    record(out, "pretrained", *pretrained(pretrained_folder))
     with without_rebinding():
         record(out, "naive", *gradual())
     record(out, "redraw", *redraw())
@@ -141,4 +171,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -29,14 +29,16 @@ NEVER_UNFROZEN, UNFROZEN = (0,), (1, 2, 3)  # top-down, a stage every 3 of 10 st
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> tuple[Path, Path]:
     single, multi = tmp_path_factory.mktemp("single"), tmp_path_factory.mktemp("multi")
+    pretrained = tmp_path_factory.mktemp("pretrained")
+    tiny_model().bert.save_pretrained(pretrained)  # an encoder without the classifier: the head is new, as in `hft compare`
     threads = torch.get_num_threads()
     try:
-        fsdp_worker.main(str(single))
+        fsdp_worker.main(str(single), str(pretrained))
     finally:
         torch.set_num_threads(threads)
     cmd = [ACCELERATE, "launch", "--use_fsdp", "--fsdp_version", "2", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
-           str(Path(fsdp_worker.__file__)), str(multi)]
+           str(Path(fsdp_worker.__file__)), str(multi), str(pretrained)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return single, multi
@@ -54,7 +56,7 @@ def moved(before: dict, after: dict, part: str) -> bool:
     return any(not torch.equal(before[k], after[k]) for k in after if part in k)
 
 
-@pytest.mark.parametrize("scenario", ["gradual", "redraw"])
+@pytest.mark.parametrize("scenario", ["gradual", "alternate", "tied", "pretrained", "redraw"])
 def test_two_sharded_processes_match_one_process(runs, scenario):
     single, multi = runs
     reference, ranks = weights(single, scenario), [weights(multi, scenario, r) for r in (0, 1)]
@@ -64,6 +66,13 @@ def test_two_sharded_processes_match_one_process(runs, scenario):
         assert torch.allclose(ranks[0][name], expected, atol=1e-4), f"{name} differs from the single-process run"
     assert info(multi, scenario)["losses"] == pytest.approx(info(single, scenario)["losses"], abs=1e-5)
     assert info(multi, scenario)["eval"] == pytest.approx(info(single, scenario)["eval"], abs=1e-5)
+
+
+def test_processes_that_transformers_left_on_the_meta_device_start_from_process_0s_weights(runs):
+    _, multi = runs
+    # the trap is real: with the process group up, from_pretrained initialised the new head on process 0 only
+    assert [info(multi, "pretrained", r)["on_meta"] for r in (0, 1)] == [False, True]
+    # and the run still matches one process (test_two_sharded_processes_match_one_process[pretrained])
 
 
 def test_frozen_layers_stay_bit_identical_and_unfrozen_ones_train_on_every_process(runs):
@@ -77,6 +86,8 @@ def test_frozen_layers_stay_bit_identical_and_unfrozen_ones_train_on_every_proce
         # control: fully_shard replaced the parameter objects; without looking them up again by name the unfreezing
         # and the optimiser act on orphaned tensors and the unfrozen layers (the whole model, in fact) never move
         assert not any(moved(initial, naive, f"layer.{i}.") for i in UNFROZEN), "the control trained: it cannot fail"
+        alternate = weights(multi, "alternate", rank)  # frozen layers below and between trainable ones
+        assert [moved(initial, alternate, f"layer.{i}.") for i in range(4)] == [False, True, False, True]
 
 
 def test_training_state_per_process_is_about_halved(runs):

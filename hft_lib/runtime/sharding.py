@@ -66,8 +66,9 @@ def shard_model(ft: Finetuner, device: torch.device, world: int,
                 optimizer: torch.optim.Optimizer | None = None) -> None:
     """Shard `ft.model` over the `world` processes (each layer, then the root) onto `device`, in place.
 
-    Then re-resolve `ft`'s parameters by name and point `optimizer` (one built before sharding) at the new
-    parameter objects. A model sharded already is left as it is (a second `fit` on the same model).
+    Every process starts from process 0's weights (so a model transformers left on the meta device outside
+    process 0 is fine). Then re-resolve `ft`'s parameters by name and point `optimizer` (one built before
+    sharding) at the new parameter objects. A model sharded already is left as it is (a second `fit` on it).
     """
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import FSDPModule, fully_shard
@@ -77,12 +78,51 @@ def shard_model(ft: Finetuner, device: torch.device, world: int,
     if not isinstance(model, FSDPModule):
         mesh = init_device_mesh(device.type, (world,))
         reshard = reshard_after_forward()
+        own = _state_tensors(model)  # this process's copy; only process 0's is used
+        _to_meta(model)  # shard empty tensors: no second copy of the model while sharding
         for layer in ft.layers:  # one unit per transformer layer: gathered for its forward, freed after
             fully_shard(layer, mesh=mesh, reshard_after_forward=reshard)
         fully_shard(model, mesh=mesh, reshard_after_forward=reshard)  # embeddings, head and the rest (a tied head too)
+        model.to_empty(device=device)
+        _copy_from_process_0(model, own, device)
     ft.rebind_parameters()
     if optimizer is not None:
         _point_optimizer_at(optimizer, names, ft.params)
+
+
+def _state_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every parameter and buffer (non-persistent ones too) by name; a tied weight once."""
+    return {**dict(model.named_parameters()), **dict(model.named_buffers())}
+
+
+def _to_meta(model: nn.Module) -> None:
+    """Replace every parameter and buffer by an empty one on the meta device, keeping tied weights tied."""
+    new: dict[int, torch.Tensor] = {}
+    for module in model.modules():
+        for table, make in ((module._parameters, lambda p: nn.Parameter(torch.empty_like(p, device="meta"), p.requires_grad)),
+                            (module._buffers, lambda b: torch.empty_like(b, device="meta"))):
+            for name, tensor in table.items():
+                if tensor is not None:
+                    table[name] = new.setdefault(id(tensor), make(tensor))
+
+
+@torch.no_grad()
+def _copy_from_process_0(model: nn.Module, own: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Fill the (empty) shards with process 0's weights, as DDP starts every replica from process 0's.
+
+    Process 0's copy is the model: under accelerate's default --fsdp_cpu_ram_efficient_loading, transformers
+    loads the weights on process 0 only and leaves the other processes' models on the meta device.
+    """
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    first = torch.distributed.get_rank() == 0
+    for name, target in _state_tensors(model).items():  # the same order on every process
+        full = own[name].detach().to(device, target.dtype).contiguous() if first else torch.empty(
+            target.shape, dtype=target.dtype, device=device)
+        torch.distributed.broadcast(full, src=0)
+        if isinstance(target, DTensor):
+            full = distribute_tensor(full, target.device_mesh, target.placements, src_data_rank=None)
+        target.copy_(full)
 
 
 def _point_optimizer_at(optimizer: torch.optim.Optimizer, names: dict[int, str], params: dict[str, nn.Parameter]) -> None:
