@@ -16,6 +16,10 @@ buffer), which is what freezing needs:
   that are no longer in the model: the model would silently not train. `shard_model` therefore
   re-resolves the Finetuner's parameters by name and points an optimiser built before `fit` (e.g.
   the HFT paper's) at the new ones (`tests/test_fsdp.py` keeps a control without this).
+* Every process starts from process 0's weights, as under DDP: the model is sharded empty (on the
+  meta device) and process 0's tensors are broadcast into the shards. This matters beyond tidiness:
+  with accelerate's default `--fsdp_cpu_ram_efficient_loading`, transformers initialises a new head
+  (a classifier on a pretrained encoder) on process 0 only and leaves it on the meta device elsewhere.
 
 Checkpoints are gathered: every process takes part in assembling the full tensors and process 0 writes
 the same files as a single-process run, so a checkpoint resumes on any number of processes.
