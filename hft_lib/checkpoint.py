@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_file, load_model, save_file, save_model
 
 from .callbacks import Callback, Run
 from .freezing import Finetuner
+from .runtime import sharding
 from .unfreezing import gradual_callback
 
 FORMAT = 1
@@ -41,11 +42,12 @@ class CheckpointError(ValueError):
 def model_identity(model: torch.nn.Module, name: str | None = None) -> dict:
     """What a checkpoint must match: class, name, and a fingerprint of every parameter's name and shape."""
     config = getattr(model, "config", None)
-    shapes = sorted((n, list(p.shape)) for n, p in model.named_parameters())
+    shapes = sorted((n, list(p.shape)) for n, p in model.named_parameters())  # global shapes, under FSDP2 too
+    architecture = sharding.model_class(model).__name__
     return {
-        "name": name or getattr(config, "_name_or_path", None) or type(model).__name__,
+        "name": name or getattr(config, "_name_or_path", None) or architecture,
         "named": name is not None,  # names given by the caller (e.g. "minilm-l6 on trec6") must match too
-        "architecture": type(model).__name__,
+        "architecture": architecture,
         "num_labels": getattr(config, "num_labels", None) if config is not None and hasattr(config, "id2label") else None,
         "fingerprint": hashlib.sha256(json.dumps(shapes).encode()).hexdigest()[:16],
     }
@@ -132,12 +134,13 @@ class Checkpointer:
             raise ValueError(f"The checkpoint folder {self.folder} already holds checkpoints of another run; pass a new "
                              f"folder, or continue that run with resume_from={str(self.folder)!r}.")
 
-    def due(self, steps_done: int, total: int) -> bool:
-        return steps_done % self.every == 0 or steps_done == total
-
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, steps_done: int, epoch: int,
-             batch_in_epoch: int, stage: int, epoch_rng: dict, history, callback_states: dict | None = None) -> Path:
-        """Write one checkpoint atomically; returns its folder."""
+             batch_in_epoch: int, stage: int, epoch_rng: dict, history, callback_states: dict | None = None,
+             weights: dict | None = None, optimizer_state: dict | None = None) -> Path:
+        """Write one checkpoint atomically; returns its folder.
+
+        weights, optimizer_state: full tensors gathered from FSDP2 shards (default: read from model and optimizer).
+        """
         target = self.folder / f"{PREFIX}{steps_done:06d}"
         if target.exists():  # never overwrite what is already saved
             return target
@@ -145,8 +148,12 @@ class Checkpointer:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         try:
-            save_model(model, str(tmp / "model.safetensors"))
-            torch.save({"optimizer": optimizer.state_dict(), "rng": rng_state(), "epoch_rng": epoch_rng}, tmp / "state.pt")
+            if weights is None:
+                save_model(model, str(tmp / "model.safetensors"))
+            else:
+                save_file(weights, str(tmp / "model.safetensors"))
+            optimizer_state = optimizer.state_dict() if optimizer_state is None else optimizer_state
+            torch.save({"optimizer": optimizer_state, "rng": rng_state(), "epoch_rng": epoch_rng}, tmp / "state.pt")
             meta = {"format": FORMAT, "identity": self.identity, "plan": self.plan, "step": steps_done, "epoch": epoch,
                     "batch_in_epoch": batch_in_epoch, "stage": stage, "callbacks": callback_states or {},
                     "history": {"steps": history.steps, "epochs": history.epochs}}
@@ -211,7 +218,10 @@ def load_checkpoint(path: str | Path, ft: Finetuner, identity: dict, plan: dict)
         details = ", ".join(f"{k}: saved {meta['plan'].get(k)!r}, now {plan.get(k)!r}" for k in differ)
         raise CheckpointError(f"Checkpoint {path} belongs to a run with other settings ({details}); resume with the same settings.")
     try:
-        load_model(ft.model, str(path / "model.safetensors"))
+        if sharding.is_sharded(ft.model):  # FSDP2: each process copies its shards out of the full tensors
+            sharding.load_full_weights(ft.model, load_file(path / "model.safetensors"))
+        else:
+            load_model(ft.model, str(path / "model.safetensors"))
         state = torch.load(path / "state.pt", weights_only=True, map_location="cpu")
     except Exception as err:  # noqa: BLE001 - any failure here means the files are damaged
         raise CheckpointError(f"Checkpoint {path} is corrupt ({type(err).__name__}); resume from an earlier one or start afresh.") from None
@@ -244,8 +254,9 @@ def restore_callbacks(resume: ResumeState, callbacks: list) -> None:
         callback.load_state_dict(resume.callback_states[key])
 
 
-def restore_optimizer(resume: ResumeState, optimizer: torch.optim.Optimizer, unfreezer, lr: float) -> None:
-    """Replay the unfreezing stages (same groups, same order), then load the optimiser state into them."""
+def restore_optimizer(resume: ResumeState, optimizer: torch.optim.Optimizer, unfreezer, lr: float, sharded: bool = False) -> None:
+    """Replay the unfreezing stages (same groups, same order), then load the optimiser state into them
+    (sharded: cut into this process's FSDP2 shards)."""
     if unfreezer is not None:
         while unfreezer.stage < resume.stage:  # stage_length steps/epochs per stage: jump stage by stage
             before = unfreezer.stage
@@ -257,7 +268,7 @@ def restore_optimizer(resume: ResumeState, optimizer: torch.optim.Optimizer, unf
     if [len(g["params"]) for g in saved_groups] != [len(g["params"]) for g in optimizer.param_groups]:
         raise CheckpointError(f"Checkpoint {resume.path} has other optimiser groups than this run "
                               f"(stage {resume.stage}); resume with the same freeze pattern and unfreezing schedule.")
-    optimizer.load_state_dict(resume.optimizer)
+    optimizer.load_state_dict(sharding.shard_optimizer_state(resume.optimizer, optimizer) if sharded else resume.optimizer)
     saved_lr = resume.plan.get("lr")
     if saved_lr and lr != saved_lr:  # e.g. resuming after a divergence with a lower rate: scale every group
         for group in optimizer.param_groups:
@@ -283,8 +294,8 @@ class Checkpointing(Callback):
         if every is not None and folder is None:
             raise ValueError("Checkpointing(every=...) needs a folder to save the checkpoints in: Checkpointing(folder, every).")
         self.folder, self.every, self.resume_from, self.model_name, self.keep = folder, every, resume_from, model_name, keep
-        self.saver: Checkpointer | None = None
-        self.total = 0
+        self.saver: Checkpointer | None = None  # on process 0 only
+        self.total, self.every_steps = 0, 0
 
     @property
     def last(self) -> Path | None:
@@ -300,20 +311,30 @@ class Checkpointing(Callback):
         self.total = plan["total_steps"]
         if self.resume_from is not None:
             resume = load_checkpoint(self.resume_from, run.ft, identity, plan)
-            restore_optimizer(resume, run.optimizer, gradual.unfreezer if gradual else None, run.lr)
+            restore_optimizer(resume, run.optimizer, gradual.unfreezer if gradual else None, run.lr,
+                              sharded=sharding.is_sharded(run.model))
             restore_callbacks(resume, run.callbacks)
             run.resume, run.step = resume, resume.step
             run.history = History(resume.history["steps"], resume.history["epochs"])
         dist = distributed.current()
+        self.every_steps = self.every or plan["batches_per_epoch"]
         if self.folder is not None and (dist is None or dist.is_main):
-            self.saver = Checkpointer(self.folder, self.every or plan["batches_per_epoch"], identity, plan, self.keep,
+            self.saver = Checkpointer(self.folder, self.every_steps, identity, plan, self.keep,
                                       resumed_from=run.resume.path if run.resume else None)
 
     def on_step_end(self, run: Run) -> None:
         done = run.step + 1
-        if self.saver and self.saver.due(done, self.total):
+        if self.folder is None or not (done % self.every_steps == 0 or done == self.total):
+            return
+        sharded = sharding.is_sharded(run.model)
+        # FSDP2: every process helps gather the full tensors (a collective), process 0 writes them
+        gathered = {"weights": sharding.full_weights(run.model),
+                    "optimizer_state": sharding.full_optimizer_state(run.optimizer)} if sharded else {}
+        if self.saver:
             gradual = gradual_callback(run.callbacks)
             self.saver.save(run.model, run.optimizer, steps_done=done, epoch=run.epoch,
                             batch_in_epoch=run.extra["batch_in_epoch"], stage=gradual.stage if gradual else 0,
                             epoch_rng=run.extra["epoch_rng"], history=run.history,
-                            callback_states=callback_states([c for c in run.callbacks if c is not self]))
+                            callback_states=callback_states([c for c in run.callbacks if c is not self]), **gathered)
+        if sharded:
+            torch.distributed.barrier()  # the checkpoint exists on disk before any process goes on

@@ -130,6 +130,16 @@ class Finetuner:
         name = p if isinstance(p, str) else ("custom" if callable(p) else f"layers {list(p)}")
         return " + ".join([name, *self.edits])
 
+    def rebind_parameters(self) -> None:
+        """Look every parameter up again by name, after a wrapper replaced the objects (FSDP2's `fully_shard` does):
+        the verbs, the optimiser groups and the counts then act on the tensors the model really trains."""
+        params = dict(self.model.named_parameters())
+        if params.keys() != self.params.keys():
+            changed = sorted(params.keys() ^ self.params.keys())[:3]
+            raise ValueError(f"The model's parameter names changed since the Finetuner was built ({changed}...); "
+                             "build the Finetuner on the model as it will be trained.")
+        self.params = params
+
     # -- verbs -----------------------------------------------------------------------------
     def set_trainable(self, names: Sequence[str], trainable: bool) -> None:
         """Set requires_grad of these parameters (by name); weights a peft wrapper froze stay frozen."""

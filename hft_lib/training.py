@@ -26,6 +26,7 @@ from .config import get_device, set_seed
 from .freezing import Finetuner
 from .optim import apply_schedule, build_optimizer, make_schedule
 from .runtime import distributed
+from .runtime.sharding import local_bytes
 from .unfreezing import gradual_callback
 
 
@@ -57,17 +58,19 @@ class History:
 
 
 def parameter_bytes(model: torch.nn.Module, trainable_only: bool = False) -> int:
-    """Bytes of the model's (distinct: tied weights count once) parameters, or of the trainable ones."""
-    return sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad or not trainable_only)
+    """Bytes this process holds of the model's (distinct: tied weights count once) parameters, or of the trainable ones
+    (under FSDP2 its shards only)."""
+    return sum(local_bytes(p) for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes of the optimiser state actually allocated (AdamW: two moments per parameter it has stepped)."""
-    return sum(t.numel() * t.element_size() for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
+    """Bytes of the optimiser state this process has allocated (AdamW: two moments per parameter it has stepped)."""
+    return sum(local_bytes(t) for s in optimizer.state.values() for t in s.values() if torch.is_tensor(t))
 
 
 def state_megabytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> float:
-    """Weights + gradients of trainable weights + optimiser state actually allocated, in MiB (measured from tensors)."""
+    """Weights + gradients of trainable weights + optimiser state actually allocated, in MiB (measured from tensors,
+    per process: under FSDP2 each process's shards)."""
     return (parameter_bytes(model) + parameter_bytes(model, trainable_only=True) + optimizer_state_bytes(optimizer)) / 2**20
 
 
@@ -108,6 +111,7 @@ class FitConfig:
     device: str | None = None  # default: cuda, then mps, then cpu
     amp: bool = True  # bfloat16 autocast on CUDA (ignored elsewhere)
     desc: str | None = None  # progress-bar label (default: the freeze pattern, or the unfreezing direction)
+    engine: str = "auto"  # several processes: "ddp" (replicate), "fsdp" (FSDP2: shard), "auto" (what the launcher asked)
 
 
 def _check_fit_args(ft, train_loader, epochs, lr, config: FitConfig) -> None:
@@ -125,6 +129,7 @@ def _check_fit_args(ft, train_loader, epochs, lr, config: FitConfig) -> None:
     if not isinstance(config, FitConfig):
         raise TypeError(f"config must be a FitConfig, not {type(config).__name__}; e.g. fit(..., config=FitConfig(device='cpu')).")
     make_schedule(config.schedule, 1)  # an unknown schedule name fails here, before the model is touched
+    distributed.resolve_engine(config.engine)  # an unknown or refused engine too
 
 
 def _peak_lr(ft: Finetuner, lr, config: FitConfig) -> tuple[float, float | None]:
@@ -150,7 +155,10 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
         callbacks: e.g. `GradualUnfreezing(...)`, `HalfParameterRedraw(...)`, `Checkpointing(...)`, `BudgetRecorder(...)`.
         config: the rest (`FitConfig`: weight decay, schedule, seed, device, mixed precision, progress label).
 
-    Under `accelerate launch --num_processes N` it trains with DDP on the same global batch (see distributed.py).
+    Under `accelerate launch --num_processes N` it trains with DDP on the same global batch, and with FSDP2 (each
+    process holds 1/N of the weights, gradients and optimiser state) under `accelerate launch --use_fsdp
+    --fsdp_version 2` or with `FitConfig(engine="fsdp")` (see runtime/distributed.py and runtime/sharding.py).
+    The model then stays sharded after `fit`: every process must call it together (as `evaluate` on all of them does).
     """
     config = config or FitConfig()
     _check_fit_args(ft, train_loader, epochs, lr.stop if isinstance(lr, slice) else lr, config)
@@ -159,7 +167,12 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
         set_seed(config.seed)
     dist = distributed.current()
     device = dist.device if dist else get_device(config.device)
-    ft.model.to(device).train()
+    sharded = dist is not None and distributed.resolve_engine(config.engine) == "fsdp"
+    if sharded:  # fully_shard moves each unit to the device itself, so the whole model never has to fit on one
+        dist.shard_model(ft, optimizer)
+    else:
+        ft.model.to(device)
+    ft.model.train()
     run = Run(ft, peak, config.weight_decay, decay, sorted(callbacks, key=lambda c: getattr(c, "order", 0)), history=History())
     call(run, "on_fit_start")  # e.g. gradual unfreezing freezes everything but the head, before the optimiser sees it
     run.optimizer = optimizer or build_optimizer(ft, peak, config.weight_decay, decay)
@@ -171,7 +184,8 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
         distributed.check_loader(train_loader)
     bar = tqdm(total=total, initial=run.step, desc=config.desc or _label(run),
                disable=not progress or (dist is not None and not dist.is_main), leave=True)
-    loop = _Loop(run, dist, device, make_schedule(config.schedule, total), config.amp and device.type == "cuda", bar)
+    use_amp = config.amp and device.type == "cuda"
+    loop = _Loop(run, None if sharded else dist, dist, device, make_schedule(config.schedule, total), use_amp, bar)
     for epoch in range(run.resume.epoch if run.resume else 0, epochs):
         run.epoch = epoch
         loop.epoch(train_loader, eval_loader, total)
@@ -180,7 +194,7 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
     bar.close()
     run.history.state_mb = state_megabytes(ft.model, run.optimizer)
     call(run, "on_fit_end")
-    if dist:
+    if dist and not sharded:
         dist.release()  # let the caller free the model (the DDP wrapper holds it)
     return run.history
 
@@ -193,8 +207,10 @@ def _label(run: Run) -> str:
 class _Loop:
     """One epoch of optimiser steps: the body of `fit`, split out so each piece reads on its own."""
 
-    def __init__(self, run: Run, dist, device, factor, use_amp: bool, bar):
-        self.run, self.dist, self.device, self.factor, self.use_amp, self.bar = run, dist, device, factor, use_amp, bar
+    def __init__(self, run: Run, ddp, dist, device, factor, use_amp: bool, bar):
+        # ddp: the context when it wraps the model in DDP (None under FSDP2, whose model is sharded in place)
+        self.run, self.ddp, self.dist, self.device = run, ddp, dist, device
+        self.factor, self.use_amp, self.bar = factor, use_amp, bar
 
     def epoch(self, train_loader, eval_loader, total: int) -> None:
         run = self.run
@@ -227,9 +243,10 @@ class _Loop:
         start = time.perf_counter()
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
         weight, forward = 1.0, run.model
-        if dist:  # this process's rows of the global batch; re-wrap if the trainable set changed
+        if dist:  # this process's rows of the global batch
             batch, weight = dist.shard(batch)
-            forward = dist.wrap(run.model)
+        if self.ddp:  # re-wrap if the trainable set changed (FSDP2 reads requires_grad afresh at every gather)
+            forward = self.ddp.wrap(run.model)
         apply_schedule(optimizer, self.factor(run.step))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
             loss = forward(**batch).loss * weight

@@ -199,7 +199,8 @@ CLI_CASES = {
     "unwritable results folder": (lambda t: ["--out", str(t / "out" / "earlier" / "results.csv" / "x")], 1,
                                   "cannot create the results folder"),
     "asset missing": (lambda t: ["--strategies", "full", "--epochs", "1"], 2, "run `hft fetch`"),
-    "FSDP asked for": (lambda t: ["--strategies", "full"], 2, "FSDP is not supported .* launch with plain DDP"),
+    "FSDP1 asked for": (lambda t: ["--strategies", "full"], 2, "FSDP1 is not supported .* --fsdp_version 2"),
+    "DeepSpeed asked for": (lambda t: ["--strategies", "full"], 2, "DeepSpeed is not supported .* --use_fsdp --fsdp_version 2"),
 }
 if not torch.cuda.is_available():
     CLI_CASES["CUDA asked on a machine without it"] = (lambda t: ["--device", "cuda"], 2, "no usable CUDA GPU")
@@ -212,8 +213,11 @@ def test_console_command_rejects_bad_input(case, tmp_path, monkeypatch, capsys):
     (earlier / "results.csv").write_text("strategy,test_accuracy\nfull,0.88\n")
     if case == "asset missing":
         monkeypatch.setenv("HFT_ASSETS", str(tmp_path / "no-assets"))
-    if case == "FSDP asked for":  # what `accelerate launch --use_fsdp` sets
+    if case == "FSDP1 asked for":  # what `accelerate launch --use_fsdp` sets (FSDP2 needs --fsdp_version 2)
         monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+        monkeypatch.setenv("FSDP_VERSION", "1")
+    if case == "DeepSpeed asked for":  # what `accelerate launch --use_deepspeed` sets
+        monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
     extra, status, message = CLI_CASES[case]
     extra = extra(tmp_path)
     argv = ["compare", *([] if "--out" in extra else ["--out", str(tmp_path / "out")]), *extra]

@@ -16,8 +16,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from hft_lib import Finetuner, fit
-from hft_lib.runtime.distributed import DistributedContext, check_backend, check_loader
+from hft_lib import Finetuner, FitConfig, fit
+from hft_lib.runtime.distributed import DistributedContext, check_loader, resolve_engine
 
 from . import ddp_worker
 from .conftest import tiny_batches, tiny_bert
@@ -70,15 +70,39 @@ def max_difference(a: dict, b: dict) -> float:
     return max((a[k] - b[k]).abs().max().item() for k in a)
 
 
-@pytest.mark.parametrize("var,engine", [("ACCELERATE_USE_FSDP", "FSDP"), ("ACCELERATE_USE_DEEPSPEED", "DeepSpeed")])
-def test_sharded_engines_are_refused_with_a_clear_message(monkeypatch, var, engine):
-    monkeypatch.setenv(var, "true")
-    with pytest.raises(ValueError, match=f"{engine} is not supported .* launch with plain DDP"):
-        check_backend()
-    with pytest.raises(ValueError, match=engine):
+REFUSED = {  # what the launcher set -> the refusal's words
+    "DeepSpeed": ({"ACCELERATE_USE_DEEPSPEED": "true"}, "DeepSpeed is not supported .* --use_fsdp --fsdp_version 2"),
+    "FSDP1": ({"ACCELERATE_USE_FSDP": "true", "FSDP_VERSION": "1"}, "FSDP1 is not supported .* --fsdp_version 2"),
+    "--use_fsdp alone (accelerate's FSDP1)": ({"ACCELERATE_USE_FSDP": "true"}, "FSDP1 is not supported"),
+}
+
+
+@pytest.mark.parametrize("case", list(REFUSED))
+def test_engines_that_cannot_follow_freezing_are_refused_with_a_clear_message(monkeypatch, case):
+    env, message = REFUSED[case]
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    with pytest.raises(ValueError, match=message):
+        resolve_engine()
+    with pytest.raises(ValueError, match=message):
         DistributedContext()
-    with pytest.raises(ValueError, match=engine):  # fit refuses too, before training, even on one process
+    with pytest.raises(ValueError, match=message):  # fit refuses too, before training, even on one process
         fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2), progress=False)
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_engine_choice(monkeypatch):
+    assert resolve_engine() == "ddp" and resolve_engine("fsdp") == "fsdp"
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_VERSION", "2")
+    assert resolve_engine() == "fsdp"
+    with pytest.raises(ValueError, match="contradicts the launcher's --use_fsdp"):
+        resolve_engine("ddp")
+    with pytest.raises(ValueError, match="Unknown engine 'zero3'"):
+        fit(Finetuner(tiny_bert(), "full", verbose=False), tiny_batches(2), progress=False, config=FitConfig(engine="zero3"))
+    # FSDP2 asked for on one process: nothing to shard, the plain loop trains
+    history = fit(Finetuner(tiny_bert(), "lower_half", verbose=False), tiny_batches(2), epochs=1, progress=False)
+    assert len(history.steps) == 2
 
 
 def test_shuffled_loader_without_generator_is_refused():

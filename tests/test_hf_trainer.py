@@ -103,11 +103,32 @@ def test_callback_built_after_the_optimizer_is_a_clear_error(tmp_path):
         callback.on_train_begin(args, trainer.state, trainer.control, optimizer=trainer.optimizer)
 
 
-def test_gradual_unfreezing_under_fsdp_is_refused(tmp_path):
+class Args:
+    """The TrainingArguments fields the callback reads at train start."""
+
+    def __init__(self, fsdp=None, fsdp_config=None, deepspeed=None):
+        self.fsdp, self.fsdp_config, self.deepspeed = fsdp, fsdp_config, deepspeed
+        self.learning_rate, self.weight_decay, self.world_size = 1e-3, 0.0, 2
+
+
+@pytest.mark.parametrize("args,message", [
+    (Args(fsdp=True, fsdp_config={"version": 1}), "cannot run under FSDP1 or DeepSpeed"),
+    (Args(deepspeed="ds.json"), "cannot run under FSDP1 or DeepSpeed"),
+])
+def test_gradual_unfreezing_under_fsdp1_or_deepspeed_is_refused(args, message):
     callback = FreezingCallback(tiny_bert(), unfreeze=UnfreezeSchedule(), verbose=False)
+    with pytest.raises(ValueError, match=message):
+        callback.on_train_begin(args, None, None)
 
-    class Args:
-        fsdp, deepspeed, learning_rate, weight_decay, world_size = "full_shard", None, 1e-3, 0.0, 2
 
-    with pytest.raises(ValueError, match="cannot run under FSDP or DeepSpeed"):
-        callback.on_train_begin(Args(), None, None)
+def test_gradual_unfreezing_under_fsdp2_is_accepted():
+    """transformers' default FSDP is version 2 (tests/test_fsdp.py trains with it on two processes)."""
+    for config in ({"version": 2}, {}):
+        callback = FreezingCallback(tiny_bert(), unfreeze=UnfreezeSchedule(), verbose=False)
+        callback.on_train_begin(Args(fsdp=True, fsdp_config=config), None, None)
+
+
+def test_static_freezing_under_fsdp1_needs_orig_params():
+    callback = FreezingCallback(tiny_bert(), "lower_half", verbose=False)
+    with pytest.raises(ValueError, match="use_orig_params"):
+        callback.on_train_begin(Args(fsdp=True, fsdp_config={"version": 1, "use_orig_params": False}), None, None)

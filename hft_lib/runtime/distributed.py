@@ -1,4 +1,4 @@
-"""Multi-process data-parallel training (DDP) under `accelerate launch`, with freezing that stays correct.
+"""Multi-process training under `accelerate launch` (DDP, or FSDP2 sharding), with freezing that stays correct.
 
 `fit` (and so `hft compare`) detects that it was started by `accelerate launch --num_processes N`
 (or torchrun) and then trains with PyTorch DDP: `accelerate` starts the processes and the process
@@ -16,9 +16,14 @@ group (gloo on CPU, NCCL on GPUs) and picks each process's device; we do the res
   `find_unused_parameters` graph walk is paid on every step. Re-wrapping costs one broadcast of the
   weights per stage, i.e. a handful of times per run.
 
-FSDP and DeepSpeed shard parameters into flat buffers whose `requires_grad` is fixed when they are
-wrapped, so freezing schedules cannot change it afterwards; we refuse them with a clear message
-rather than train something other than what was asked.
+Past one GPU's memory, shard instead of replicating: `accelerate launch --use_fsdp --fsdp_version 2
+--num_processes N` (or torchrun with `FitConfig(engine="fsdp")`) trains with FSDP2 (`sharding.py`):
+each process keeps 1/N of the weights, gradients and optimiser state, with the same global batch and
+the same freezing, gradual unfreezing, HFT redraws and checkpoints as DDP. Two engines stay refused,
+because they cannot follow a freezing schedule: FSDP1 (accelerate's default `--fsdp_version 1`)
+flattens each unit into one parameter whose `requires_grad` is fixed when it wraps the model, and
+DeepSpeed's engine flattens the parameters and owns the optimiser from `deepspeed.initialize` on, so
+no unfreezing stage can add a parameter group to it.
 """
 
 from __future__ import annotations
@@ -38,20 +43,41 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def check_backend() -> None:
-    """Refuse sharded engines whose parameters cannot change requires_grad after wrapping."""
-    for engine, var in (("FSDP", "ACCELERATE_USE_FSDP"), ("DeepSpeed", "ACCELERATE_USE_DEEPSPEED")):
-        if os.environ.get(var, "").lower() in ("1", "true", "yes"):
-            raise ValueError(f"{engine} is not supported by hft's freezing schedules (it fixes which parameters train "
-                             f"when it wraps the model); launch with plain DDP: accelerate launch --num_processes N "
-                             "without an FSDP/DeepSpeed config.")
+ENGINES = ("auto", "ddp", "fsdp")
+
+
+def _flag(var: str) -> bool:
+    return os.environ.get(var, "").lower() in ("1", "true", "yes")
+
+
+def resolve_engine(engine: str = "auto") -> str:
+    """The engine to train with, "ddp" or "fsdp": `engine` (FitConfig.engine), or for "auto" what the launcher asked for.
+
+    Refuses, in one sentence each, what cannot follow a freezing schedule (DeepSpeed, FSDP1) and an engine
+    that contradicts the launcher's.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"Unknown engine {engine!r}; use one of {ENGINES} ('auto': what the launcher asked for, else DDP).")
+    if _flag("ACCELERATE_USE_DEEPSPEED"):
+        raise ValueError("DeepSpeed is not supported by hft's freezing schedules (its engine flattens the parameters and owns "
+                         "the optimiser, so unfrozen layers cannot join it); shard with FSDP2 instead: accelerate launch "
+                         "--use_fsdp --fsdp_version 2 --num_processes N.")
+    launcher_fsdp = _flag("ACCELERATE_USE_FSDP")
+    if launcher_fsdp and os.environ.get("FSDP_VERSION", "1") != "2":
+        raise ValueError("FSDP1 is not supported by hft's freezing schedules (it flattens each unit into one parameter whose "
+                         "requires_grad is fixed when it wraps the model); launch with --fsdp_version 2 for FSDP2.")
+    if engine == "ddp" and launcher_fsdp:
+        raise ValueError("FitConfig(engine='ddp') contradicts the launcher's --use_fsdp; drop one of them.")
+    if engine == "auto":
+        return "fsdp" if launcher_fsdp else "ddp"
+    return engine
 
 
 class DistributedContext:
-    """This process's place in a multi-process run, and the DDP wrapper that follows the freezing."""
+    """This process's place in a multi-process run, and the DDP wrapper that follows the freezing (FSDP2: `sharding.py`)."""
 
     def __init__(self):
-        check_backend()
+        resolve_engine()
         from accelerate import PartialState
 
         # Initialises the process group from the launcher's environment; without cpu=True a CPU-only
@@ -77,6 +103,12 @@ class DistributedContext:
         self._wrapper = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         self._signature, self.wraps = signature, self.wraps + 1
         return self._wrapper
+
+    def shard_model(self, ft, optimizer: torch.optim.Optimizer | None = None) -> None:
+        """FSDP2: shard `ft.model` over the processes in place and re-point `ft` and `optimizer` at the shards."""
+        from .sharding import shard_model
+
+        shard_model(ft, self.device, self.world, optimizer)
 
     def release(self) -> None:
         """Drop the wrapper (and with it the model and the reducer's hooks), e.g. between runs."""
@@ -114,7 +146,7 @@ def check_loader(loader) -> None:
 def current() -> DistributedContext | None:
     """The multi-process context when launched with N > 1 processes, else None (plain single-process code path)."""
     global _CONTEXT
-    check_backend()  # FSDP/DeepSpeed asked for, even on one process: say so rather than quietly run without it
+    resolve_engine()  # DeepSpeed or FSDP1 asked for, even on one process: say so rather than quietly run without it
     if world_size() <= 1:
         return None
     if _CONTEXT is None:

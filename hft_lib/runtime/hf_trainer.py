@@ -13,8 +13,12 @@ model before any layer was unfrozen and DDP only all-reduces parameters trainabl
 the callback averages the gradients of later-unfrozen parameters itself just before each optimiser
 step; without that the replicas silently drift apart.
 
-Refused with a clear error: gradual unfreezing under FSDP or DeepSpeed (they fix which parameters
-train when they wrap the model), and static freezing under FSDP without `use_orig_params`.
+Under FSDP2 (transformers' default FSDP, `fsdp_config={"version": 2}`, GPUs only: accelerate enables FSDP for
+GPU processes, and on CPU the Trainer quietly trains with DDP), `fully_shard` replaced every parameter object
+before training began, so the callback looks its parameters up again by name at train start; FSDP2
+reduce-scatters the gradient of every parameter that has one, so unfrozen layers need no extra averaging.
+Refused with a clear error: gradual unfreezing under FSDP1 or DeepSpeed (they flatten parameters and fix
+which train when they wrap the model), and static freezing under FSDP1 with `use_orig_params=False`.
 Not supported: `trainer.train(resume_from_checkpoint=...)` after the first unfreezing stage; the
 Trainer loads its saved optimiser (which has the added groups) into a fresh one before any callback
 runs and torch stops with "loaded state dict has a different number of parameter groups". For
@@ -30,6 +34,7 @@ from transformers import TrainerCallback
 
 from ..freezing import Finetuner, FreezePattern
 from ..unfreezing import GradualUnfreezer, UnfreezeSchedule
+from .sharding import is_sharded
 
 
 def _inner(optimizer):
@@ -61,6 +66,7 @@ class FreezingCallback(TrainerCallback):
         self.unfreezer = GradualUnfreezer(self.ft, unfreeze, 1.0, 0.0, lr_decay) if unfreeze else None
         self._synced: set[int] = set()
         self._world = 1
+        self._sharded = False  # FSDP2: the Trainer's model holds DTensor shards
         if verbose:
             print(self.ft.describe() if not unfreeze else
                   f"gradual unfreezing {unfreeze.direction}, {unfreeze.group_size} layer(s) every "
@@ -72,6 +78,9 @@ class FreezingCallback(TrainerCallback):
         if self.unfreezer is not None:
             self.unfreezer.lr, self.unfreezer.weight_decay = args.learning_rate, args.weight_decay
         self._world = args.world_size
+        self._sharded = is_sharded(self.ft.model)
+        if self._sharded:  # fully_shard replaced the parameter objects: freeze and unfreeze the ones the model trains
+            self.ft.rebind_parameters()
         # DDP was built just before this event, from exactly these parameters
         self._synced = {id(p) for p in self.ft.trainable_parameters()}
         in_optimizer = {id(p) for g in _inner(optimizer).param_groups for p in g["params"]} if optimizer else set()
@@ -89,19 +98,20 @@ class FreezingCallback(TrainerCallback):
             extend_lr_scheduler(lr_scheduler, inner, before)
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
-        if self._world > 1 and torch.distributed.is_initialized():
+        if self._world > 1 and not self._sharded and torch.distributed.is_initialized():
             average_unsynced_gradients(self.ft, self._synced, self._world)
 
     # -- checks ----------------------------------------------------------------------------
     def _check_engine(self, args) -> None:
-        fsdp = bool(getattr(args, "fsdp", None))
+        config = getattr(args, "fsdp_config", None) or {}
+        fsdp1 = bool(getattr(args, "fsdp", None)) and str(config.get("version", config.get("fsdp_version", 2))) == "1"
         deepspeed = bool(getattr(args, "deepspeed", None))
-        if self.unfreezer is not None and (fsdp or deepspeed):
-            raise ValueError("Gradual unfreezing cannot run under FSDP or DeepSpeed (they fix which parameters train "
-                             "when they wrap the model); train with DDP, or use a fixed freeze pattern.")
-        if fsdp and not (getattr(args, "fsdp_config", None) or {}).get("use_orig_params", False):
-            raise ValueError("Freezing under FSDP needs fsdp_config={'use_orig_params': True} in TrainingArguments "
-                             "(otherwise frozen and trainable weights share one flat parameter).")
+        if self.unfreezer is not None and (fsdp1 or deepspeed):
+            raise ValueError("Gradual unfreezing cannot run under FSDP1 or DeepSpeed (they flatten the parameters and fix "
+                             "which ones train when they wrap the model); use FSDP2: fsdp_config={'version': 2}.")
+        if fsdp1 and str(config.get("use_orig_params", True)).lower() == "false":
+            raise ValueError("Freezing under FSDP1 needs fsdp_config={'use_orig_params': True} in TrainingArguments "
+                             "(otherwise frozen and trainable weights share one flat parameter); or use FSDP2 (version 2).")
 
 
 def extend_lr_scheduler(scheduler, optimizer: torch.optim.Optimizer, first_new: int) -> None:
