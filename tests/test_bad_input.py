@@ -242,5 +242,6 @@ def test_real_console_command_exits_nonzero_with_one_sentence(tmp_path):
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 2
     assert done.stderr.strip() == ("error: Unknown task 'imdb_reviews'; use one of trec6, sms_spam, movie_sentiment, "
-                                   "amazon_sentiment, tweet_sentiment, nyt_sentiment, rotten_tomatoes, news_text, sst2, ag_news.")
+                                   "amazon_sentiment, tweet_sentiment, nyt_sentiment, rotten_tomatoes, news_text, sst2, ag_news, "
+                                  "or a .csv / .jsonl file with text and label columns.")
     assert list(tmp_path.iterdir()) == []

@@ -152,3 +152,16 @@ def test_a_live_run_is_checked_against_its_stored_row(tmp_path, monkeypatch, exp
     assert "No stored full-profile results of 'toy'" in capsys.readouterr().out
     with pytest.raises(ValueError, match="has no variant 'nope'; choose from full, lower_half"):
         run_cell("toy", "nope", profile="quick")
+
+
+def test_a_cell_gives_the_same_result_whatever_ran_before_it():
+    # The stored rows and a notebook's live run must agree: nothing a process did earlier may leak into a cell
+    # (the new head's initial weights once came from whatever state the random generator was left in).
+    import torch
+
+    cell = {"profile": "quick", "model": "minilm-l6", "task": "trec6", "strategy": "upper_half", "seed": 3,
+            "train_size": 16, "epochs": 1, "val_size": 8, "test_size": 24}
+    first = protocols.classification(cell, {})
+    torch.rand(1000)  # another run, a probe fit, anything that draws random numbers
+    second = protocols.classification(cell, {})
+    assert first["final_loss"] == second["final_loss"] and first["test_accuracy"] == second["test_accuracy"]

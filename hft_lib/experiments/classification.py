@@ -35,7 +35,8 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
     and `probe_<task>` columns. `callbacks` run after the strategy's own (e.g. hft_paper's redraw);
     a `Checkpointing` among them saves or resumes the run. `embeddings` overrides a layer pattern's
     embeddings choice (see `prepare`). `model`: a (model, tokenizer) pair to fine-tune instead of loading
-    `model_name` (e.g. one already fine-tuned on another task).
+    `model_name` (e.g. one already fine-tuned on another task); seed before creating it, so that a new
+    head's initial weights depend on the seed only.
     """
     get_strategy(strategy)
     profile = profile or get_profile()

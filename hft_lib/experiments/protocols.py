@@ -19,7 +19,7 @@ import copy
 import math
 from dataclasses import replace
 
-from ..config import get_profile
+from ..config import get_profile, set_seed
 from ..data import label_names, load_task, make_loader
 from ..models import load_model
 from ..training import evaluate
@@ -34,13 +34,13 @@ def cell_profile(cell: dict):
     return replace(get_profile(cell["profile"]), **{k: cell[k] for k in keys if k in cell})
 
 
-def _probes(cell: dict, tokenizer, cache: dict):
+def _probes(cell: dict, cache: dict):
     from ..measure.retention import ProbeSuite, probe_chance
 
     key = ("probes", cell["model"], tuple(cell["probe_tasks"]), cell["probe_size"])
     if key not in cache:
+        pretrained, tokenizer = load_model(cell["model"], num_labels=2)  # the head is not probed: its size does not matter
         suite = ProbeSuite(tokenizer, tasks=tuple(cell["probe_tasks"]), size=cell["probe_size"], test_size=cell["probe_size"])
-        pretrained = load_model(cell["model"], num_labels=2)[0]  # the head is not probed: its size does not matter
         cache[key] = suite, suite.score(pretrained), probe_chance(suite)
     return cache[key]
 
@@ -57,10 +57,11 @@ def classification(cell: dict, cache: dict, keep_model: bool = False) -> dict:
 
     profile = cell_profile(cell)
     task = load_task(cell["task"], profile.train_size, cell["val_size"], cell["test_size"], seed=cell["seed"])
-    loaded = load_model(cell["model"], num_labels=len(label_names(task)))
     suite = before = chance = None
     if cell.get("probe_tasks"):
-        suite, before, chance = _probes(cell, loaded.tokenizer, cache)
+        suite, before, chance = _probes(cell, cache)
+    set_seed(cell["seed"])  # the new head's initial weights depend on the seed only, not on what ran before
+    loaded = load_model(cell["model"], num_labels=len(label_names(task)))
     result = run_classification(cell["strategy"], cell["model"], cell["task"], profile, seed=cell["seed"], task=task,
                                 progress=keep_model, keep_model=keep_model or cell.get("measure_train", False), probes=suite,
                                 probes_before=before, embeddings=cell.get("embeddings"), model=loaded)
@@ -100,6 +101,7 @@ def sequential(cell: dict, cache: dict) -> dict:
     a = _tuned_on_a(cell, cache)
     profile = cell_profile(cell)
     task_b = load_task(cell["task"], profile.train_size, cell["val_size"], cell["test_size"], seed=cell["seed"])
+    set_seed(cell["seed"])  # B's head starts from the seed only
     model_b, tokenizer = load_model(cell["model"], num_labels=len(label_names(task_b)))
     own = {n: p.shape for n, p in model_b.state_dict().items()}
     body = {n: v for n, v in a["model"].state_dict().items() if n in own and own[n] == v.shape}
