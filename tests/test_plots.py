@@ -44,32 +44,27 @@ def test_layer_change_reports_cka_and_most_moved_part():
     assert plots.plot_layer_change(cka["trec6"], change, title="custom")._suptitle.get_text() == "custom"
 
 
-def _results() -> pd.DataFrame:
-    return pd.DataFrame({"strategy": ["full", "lower_half", "head_only"], "test_accuracy": [0.9, 0.85, 0.4],
-                         "retention_pct": [90.0, 99.0, 100.0], "epoch_time_s": [14.0, 7.0, 4.0],
-                         "majority_baseline": [0.22] * 3})
 
 
-def test_strategy_comparison_has_one_panel_per_measure_and_names_the_winners():
-    fig = plots.plot_strategy_comparison(_results())
-    assert len(fig.axes) == 3
-    assert all(ax.get_ylabel() for ax in fig.axes)
-    assert "Most accurate: full" in _title(fig) and "fastest per epoch: head_only" in _title(fig)
-    fig = plots.plot_strategy_comparison(_results().drop(columns=["retention_pct", "majority_baseline"]))
-    assert len(fig.axes) == 2 and "keeps" not in _title(fig)
+def test_claims_forest_plot_colours_each_verdict_and_draws_the_margin():
+    from hft_lib.viz.evidence import plot_claims
+
+    table = pd.DataFrame([
+        {"claim": "A", "candidate": "x", "reference": "full", "metric": "test_accuracy", "diff": 0.05, "ci_low": 0.02,
+         "ci_high": 0.08, "margin": 0.0, "verdict": "supported"},
+        {"claim": "B", "candidate": "y", "reference": "full", "metric": "test_accuracy", "diff": 0.0, "ci_low": -0.03,
+         "ci_high": 0.03, "margin": 0.02, "verdict": "not resolved at this budget"}])
+    fig = plot_claims(table)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["A: x vs full", "B: y vs full"]
+    assert ax.get_xlabel() and ax.get_title()
+    assert len(ax.collections) >= 1  # the equivalence band of B
 
 
-def test_tradeoff_scatter():
-    fig = plots.plot_tradeoff(_results())
-    _assert_labelled(fig)
-    assert "full is most accurate and head_only keeps most" in _title(fig)
+def test_variants_plot_clips_accuracy_to_its_range():
+    from hft_lib.viz.evidence import plot_variants
 
-
-def test_train_size_sweep_averages_seeds():
-    rows = [{"strategy": s, "train_examples": n, "seed": seed, "test_accuracy": acc + 0.02 * seed}
-            for s, accs in {"full": [0.5, 0.8, 0.9], "lower_half": [0.6, 0.75, 0.85]}.items()
-            for n, acc in zip([100, 300, 1000], accs) for seed in (0, 1)]
-    fig = plots.plot_train_size_sweep(pd.DataFrame(rows), baseline=0.22)
-    _assert_labelled(fig)
-    assert "100 examples: lower_half (0.61)" in _title(fig) and "1,000: full (0.91)" in _title(fig)
-    assert fig.axes[0].get_xscale() == "log"
+    summary = pd.DataFrame({"n": [5, 5], "test_accuracy": [0.9, 0.5], "test_accuracy_low": [0.7, 0.3],
+                            "test_accuracy_high": [1.1, 0.7]}, index=["full", "lower_half"])
+    ax = plot_variants(summary, baseline=0.2).axes[0]
+    assert ax.get_ylim() == (0, 1) and "5 seeds" in ax.get_title()

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from hft_lib.experiments.cli import DEFAULT_STRATEGIES, main
-from hft_lib.experiments.frontier import DECODER_STRATEGIES as FRONTIER_DECODER
-from hft_lib.experiments.frontier import ENCODER_STRATEGIES as FRONTIER_ENCODER
+from hft_lib.experiments.sweep import EXPERIMENTS
 from hft_lib.strategies import DECODER_STRATEGIES, REGISTRY, STRATEGIES, check_strategies, describe_strategies, get_strategy
 
 NOTEBOOKS = sorted(Path(__file__).parents[1].glob("notebooks/*.ipynb"))
@@ -30,7 +29,9 @@ def test_hft_strategies_lists_the_registry(capsys):
 
 def test_front_ends_take_their_names_from_the_registry():
     assert set(DEFAULT_STRATEGIES.split(",")) <= set(STRATEGIES)
-    assert set(FRONTIER_ENCODER) <= set(STRATEGIES) and set(FRONTIER_DECODER) <= set(DECODER_STRATEGIES)
+    for experiment in EXPERIMENTS.values():
+        allowed = DECODER_STRATEGIES if experiment.protocol == "lm_curve" else STRATEGIES
+        assert {v["strategy"] for v in experiment.variants} <= set(allowed), experiment.name
 
 
 def _strategy_literals(source: str) -> set[str]:

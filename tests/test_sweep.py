@@ -165,3 +165,23 @@ def test_a_cell_gives_the_same_result_whatever_ran_before_it():
     torch.rand(1000)  # another run, a probe fit, anything that draws random numbers
     second = protocols.classification(cell, {})
     assert first["final_loss"] == second["final_loss"] and first["test_accuracy"] == second["test_accuracy"]
+
+
+def test_a_diverged_run_is_recorded_not_fatal(tmp_path, monkeypatch, experiment):
+    from hft_lib.training import TrainingDiverged
+
+    exp, _ = experiment
+
+    def sometimes(cell, cache, keep_model=False):
+        if cell["strategy"] == "lower_half" and cell["seed"] == 1:
+            raise TrainingDiverged("Loss became nan at step 3; lower the learning rate.")
+        return {"test_accuracy": 0.5, "failed": False}
+
+    monkeypatch.setitem(protocols.PROTOCOLS, "fake", sometimes)
+    frame = run_sweep(exp, out=tmp_path, echo=lambda s: None)
+    row = frame[(frame["strategy"] == "lower_half") & (frame["seed"] == 1)].iloc[0]
+    assert row["failed"] and "Loss became nan" in row["diverged"] and row["test_accuracy"] != row["test_accuracy"]
+    from hft_lib.measure import stats
+
+    table = stats.paired(frame, "test_accuracy", "full")
+    assert table.loc["lower_half", "diverged"] == 1 and table.loc["lower_half", "n"] == 2

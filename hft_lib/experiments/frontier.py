@@ -1,81 +1,25 @@
-"""Choosing a strategy: every strategy on the encoder and the decoder, at several training budgets.
+"""Choosing a strategy: every strategy on the encoder and the decoder, from the stored sweeps.
 
-One row per (model, strategy, budget) with the same three kinds of measure on both models:
+One row per (model, strategy, budget), averaged over seeds, with the same three kinds of measure on both models:
 - quality: held-out task accuracy (encoder: TREC-6 classifier; decoder: label-word choice on TREC-6 prompts);
-- retention, higher is better and 100 means nothing lost: encoder: linear-probe accuracy on held-out
-  tasks kept (`retention.mean_retention`); decoder: 100 x news perplexity before / after;
+- retention, higher is better and 100 means nothing lost: encoder: the share of the held-out probes'
+  above-chance accuracy kept (`retention_cc`); decoder: 100 x news perplexity before / after;
 - cost: time per optimiser step (also relative to full fine-tuning of the same model) and trainable share.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import replace
-
 import pandas as pd
-
-from ..callbacks import BudgetRecorder
-from ..config import Profile
-from ..data import label_names, load_task, make_loader
-from ..measure.retention import ProbeSuite, mean_retention
-from ..models import load_model
-from ..training import evaluate
-from .classification import run_classification
-from .decoder import prepare_lm, run_lm
 
 ENCODER = "minilm-l6"
 DECODER = "smollm2-135m"
-ENCODER_STRATEGIES = ("full", "lower_half", "alternate", "gradual_top_down", "hft_paper", "lora")
-DECODER_STRATEGIES = ("full", "lower_half", "alternate", "hft_paper", "lora")
 # Cost measures a chart can size and colour its points by: column -> axis label.
 COSTS = {"step_time_vs_full": "time per step / full fine-tuning",
          "trainable_pct": "trainable parameters (%)",
          "state_mb": "training state: weights + grads + AdamW (MiB)"}
 RUN_COSTS = ("step_time_s", "trainable_pct", "state_mb")  # measured once per run, shown at every budget
-RETENTION_LABEL = {ENCODER: "retention: probe accuracy kept on held-out tasks (%)",
+RETENTION_LABEL = {ENCODER: "retention: above-chance probe accuracy kept (%)",
                    DECODER: "retention: 100 x news perplexity before / after (%)"}
-
-
-def encoder_runs(profile: Profile, epoch_budgets: list[int], strategies=ENCODER_STRATEGIES, probe_size: int = 150,
-                 seed: int = 0, progress: bool = False) -> pd.DataFrame:
-    """Fine-tune MiniLM on TREC-6 with each strategy; measure quality and retention after each budget (in epochs)."""
-    task = load_task("trec6", profile.train_size, profile.eval_size, profile.eval_size, seed=seed)
-    model, tokenizer = load_model(ENCODER, num_labels=len(label_names(task)))
-    probes = ProbeSuite(tokenizer, size=probe_size, test_size=probe_size, seed=seed)
-    before = probes.score(model)
-    del model
-    test = make_loader(task["test"], tokenizer, profile.batch_size, profile.max_length, num_labels=len(label_names(task)))
-    steps_per_epoch = math.ceil(len(task["train"]) / profile.batch_size)
-    run_profile = replace(profile, epochs=max(epoch_budgets))
-
-    def measure(m) -> dict:
-        return {"quality": evaluate(m, test)["accuracy"], "retention": mean_retention(before, probes.score(m))}
-
-    rows = []
-    for strategy in strategies:
-        recorder = BudgetRecorder([e * steps_per_epoch for e in epoch_budgets], measure)
-        result = run_classification(strategy, ENCODER, "trec6", run_profile, seed=seed, task=task, progress=progress,
-                                    callbacks=[recorder])
-        for row in recorder.rows:
-            rows.append({"model": ENCODER, "strategy": strategy, "budget": f"{row['steps'] // steps_per_epoch} epochs",
-                         "steps": row["steps"], "quality": row["quality"], "retention": row["retention"],
-                         **{k: result[k] for k in RUN_COSTS}})
-    return _relative_cost(pd.DataFrame(rows))
-
-
-def decoder_runs(profile: Profile, step_budgets: list[int], strategies=DECODER_STRATEGIES, test_size: int = 48,
-                 news_size: int = 8, seed: int = 0, progress: bool = False) -> pd.DataFrame:
-    """Fine-tune SmolLM2 on TREC-6 prompts with each strategy; measure quality and retention after each budget (in steps)."""
-    setup = prepare_lm(DECODER, "trec6", profile, seed=seed, steps=max(step_budgets), test_size=test_size, news_size=news_size)
-    rows = []
-    for strategy in strategies:
-        result = run_lm(strategy, setup=setup, seed=seed, steps=max(step_budgets), budgets=step_budgets, progress=progress)
-        for row in result["budgets"]:
-            rows.append({"model": DECODER, "strategy": strategy, "budget": f"{row['steps']} steps", "steps": row["steps"],
-                         "quality": row["task_accuracy"],
-                         "retention": 100 * setup.before["news_perplexity"] / row["news_perplexity"],
-                         **{k: result[k] for k in RUN_COSTS}})
-    return _relative_cost(pd.DataFrame(rows))
 
 
 def from_evidence(out=None, profile: str = "quick") -> pd.DataFrame:

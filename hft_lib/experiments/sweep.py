@@ -30,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..strategies import check_strategies
+from ..training import TrainingDiverged
 from .protocols import PROTOCOLS
 
 RESULTS = Path(__file__).resolve().parents[2] / "data" / "results"  # the committed evidence (in a checkout)
@@ -226,7 +227,10 @@ def run_sweep(experiment: Experiment | str, profile: str = "quick", seeds: tuple
     protocol, cache, start = PROTOCOLS[experiment.protocol], {}, time.perf_counter()
     for n, cell in enumerate(todo, 1):
         began = time.perf_counter()
-        metrics = protocol(cell, cache)
+        try:
+            metrics = protocol(cell, cache)
+        except TrainingDiverged as err:  # a diverged run is a result (ULMFiT's claim is about stability), not a crash
+            metrics = {"failed": True, "diverged": str(err)}
         row = {**{k: json.dumps(v) if isinstance(v, (list, tuple)) else v for k, v in cell.items()}, **metrics,
                "wall_s": time.perf_counter() - began}
         store.append(row)
