@@ -11,10 +11,13 @@ command) and `viz/` (plots and widgets).
 
 from importlib import import_module
 
+from .auto_rgn import AutoRGN
+from .autofreeze import AutoFreeze
 from .callbacks import Callback, LambdaCallback
 from .checkpoint import Checkpointing
 from .config import get_device, get_profile, set_seed
 from .freezing import Finetuner
+from .lisa import LISA
 from .optim import build_optimizer
 from .strategies import STRATEGIES, get_strategy
 from .training import FitConfig, History, TrainingDiverged, evaluate, fit
@@ -32,7 +35,10 @@ _LAZY = {
 
 __version__ = "0.1.0"
 __all__ = [
+    "LISA",
     "STRATEGIES",
+    "AutoFreeze",
+    "AutoRGN",
     "Callback",
     "Checkpointing",
     "Finetuner",
