@@ -2,8 +2,9 @@
 
 The core (imported here, light: torch and nothing heavier) is `layers` (which parameters are embeddings,
 layer i, head), `patterns` and `freezing` (`Finetuner`), `unfreezing`, `optim`, `callbacks`, `training`
-(`fit`), `checkpoint`, `strategies` (the registry) and the data-driven callbacks `lisa`, `autofreeze`, `auto_rgn`. Loading (`models`, `data`, `assets`) and the
-experiment runners load transformers, datasets and pandas only when first used. Sub-packages:
+(`fit`), `checkpoint`, `strategies` (the registry) and the data-driven callbacks `lisa`, `autofreeze` and
+`auto_rgn`. Loading (`models`, `data`, `assets`) and the experiment runners load transformers, datasets and
+pandas only when first used. Sub-packages:
 `measure/` (retention probes, CKA, cost model), `runtime/` (frozen-prefix cache, gradient checkpointing,
 DDP, the Hugging Face Trainer callback), `experiments/` (the runs behind the notebooks and the `hft`
 command) and `viz/` (plots and widgets).
