@@ -2,8 +2,9 @@
 
 The core (imported here, light: torch and nothing heavier) is `layers` (which parameters are embeddings,
 layer i, head), `patterns` and `freezing` (`Finetuner`), `unfreezing`, `optim`, `callbacks`, `training`
-(`fit`), `checkpoint` and `strategies` (the registry). Loading (`models`, `data`, `assets`) and the
-experiment runners load transformers, datasets and pandas only when first used. Sub-packages:
+(`fit`), `checkpoint`, `strategies` (the registry) and the data-driven callbacks `lisa`, `autofreeze` and
+`auto_rgn`. Loading (`models`, `data`, `assets`) and the experiment runners load transformers, datasets and
+pandas only when first used. Sub-packages:
 `measure/` (retention probes, CKA, cost model), `runtime/` (frozen-prefix cache, gradient checkpointing,
 DDP, the Hugging Face Trainer callback), `experiments/` (the runs behind the notebooks and the `hft`
 command) and `viz/` (plots and widgets).
@@ -11,10 +12,13 @@ command) and `viz/` (plots and widgets).
 
 from importlib import import_module
 
+from .auto_rgn import AutoRGN
+from .autofreeze import AutoFreeze
 from .callbacks import Callback, LambdaCallback
 from .checkpoint import Checkpointing
 from .config import get_device, get_profile, set_seed
 from .freezing import Finetuner
+from .lisa import LISA
 from .optim import build_optimizer
 from .strategies import STRATEGIES, get_strategy
 from .training import FitConfig, History, TrainingDiverged, evaluate, fit
@@ -32,7 +36,10 @@ _LAZY = {
 
 __version__ = "0.1.0"
 __all__ = [
+    "LISA",
     "STRATEGIES",
+    "AutoFreeze",
+    "AutoRGN",
     "Callback",
     "Checkpointing",
     "Finetuner",

@@ -311,9 +311,10 @@ class Checkpointing(Callback):
         self.total = plan["total_steps"]
         if self.resume_from is not None:
             resume = load_checkpoint(self.resume_from, run.ft, identity, plan)
+            # callbacks first: one that changes the trainable set (LISA, AutoFreeze) rebuilds the optimiser's groups
+            restore_callbacks(resume, run.callbacks)
             restore_optimizer(resume, run.optimizer, gradual.unfreezer if gradual else None, run.lr,
                               sharded=sharding.is_sharded(run.model))
-            restore_callbacks(resume, run.callbacks)
             run.resume, run.step = resume, resume.step
             run.history = History(resume.history["steps"], resume.history["epochs"])
         dist = distributed.current()

@@ -81,6 +81,34 @@ def add_parts(optimizer: torch.optim.Optimizer, ft: Finetuner, parts: list[str |
     return added
 
 
+def match_trainable(optimizer: torch.optim.Optimizer, ft: Finetuner, lr: float, weight_decay: float = 0.01,
+                    decay: float | None = None) -> int:
+    """Make the optimiser hold exactly the trainable parameters again, after the trainable set changed.
+
+    Groups whose parameters stay keep their settings and state; newly trainable parameters join as new groups
+    (as in gradual unfreezing); parameters no longer trainable leave, and their state (AdamW's two moments) and
+    gradients are deleted, so the memory is really given back. Groups follow `build_optimizer`'s order, so a
+    checkpointed optimiser loads into a rebuilt one. Returns the bytes of optimiser state freed.
+    """
+    from .runtime.sharding import local_bytes  # a DTensor (FSDP2) counts its own shard
+
+    wanted = param_groups(ft, all_parts(ft), lr, weight_decay, decay)
+    keep = {id(p) for group in wanted for p in group["params"]}
+    freed = 0
+    for param in [p for group in optimizer.param_groups for p in group["params"] if id(p) not in keep]:
+        freed += sum(local_bytes(t) for t in optimizer.state.pop(param, {}).values() if torch.is_tensor(t))
+        param.grad = None
+    old = {(g.get("part"), g["weight_decay"], tuple(map(id, g["params"]))): g for g in optimizer.param_groups}
+    optimizer.param_groups = []
+    for group in wanted:
+        same = old.get((group["part"], group["weight_decay"], tuple(map(id, group["params"]))))
+        if same is not None:
+            optimizer.param_groups.append(same)
+        else:
+            optimizer.add_param_group(group)  # fills in AdamW's defaults (betas, eps, ...)
+    return freed
+
+
 # -- schedules: factor(step) in [0, 1] ------------------------------------------------------
 def constant(total_steps: int) -> Callable[[int], float]:
     return lambda step: 1.0

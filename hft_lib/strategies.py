@@ -16,6 +16,7 @@ from torch import nn
 
 from .callbacks import Callback
 from .freezing import Finetuner
+from .lisa import ACTIVE_LAYERS
 from .lora import LORA_LR_FACTOR
 from .optim import build_optimizer
 from .unfreezing import GradualUnfreezing, UnfreezeSchedule
@@ -25,7 +26,8 @@ from .unfreezing import GradualUnfreezing, UnfreezeSchedule
 class Strategy:
     name: str
     description: str
-    kind: str  # "layers": a freeze pattern; "gradual": unfreezes during training; "parameters": inside every layer
+    kind: str  # "layers": a freeze pattern; "gradual": unfreezes during training; "parameters": inside every layer;
+    # "adaptive": what trains (or how fast) changes during training, by random draws or measured gradients
     decoder: bool = True  # offered for decoder LLM runs too (gradual and head-only runs are encoder experiments here)
     embeddings: str = "auto"  # Finetuner's embeddings choice for a layer pattern
 
@@ -48,6 +50,15 @@ REGISTRY: dict[str, Strategy] = {s.name: s for s in (
     Strategy("hft_paper_static", "the HFT paper's half of every layer, drawn once", "parameters"),
     Strategy("lora", f"LoRA r=8 on attention query/value (peft): base frozen, adapters train at {LORA_LR_FACTOR}x the rate",
              "parameters"),
+    Strategy("bitfit", "BitFit: train only the biases inside every layer, plus the head", "parameters", decoder=False),
+    Strategy("attention_only", "train only the attention matrices inside every layer, plus the head", "parameters"),
+    Strategy("ffn_only", "train only the feed-forward matrices inside every layer, plus the head", "parameters"),
+    Strategy("lisa", f"LISA: embeddings, head and {ACTIVE_LAYERS} random layers train; redrawn each round, old state freed",
+             "adaptive"),
+    Strategy("autofreeze", "AutoFreeze-style: freeze layers from the bottom once their gradient norm stops changing",
+             "adaptive"),
+    Strategy("auto_rgn", "Auto-RGN: each tensor's rate scaled by its relative gradient norm |g|/|w| (surgical fine-tuning)",
+             "adaptive"),
 )}
 STRATEGIES = tuple(REGISTRY)
 DECODER_STRATEGIES = tuple(name for name, s in REGISTRY.items() if s.decoder)
@@ -91,7 +102,8 @@ def prepare(strategy: str, model: nn.Module, lr: float, *, seed: int = 0, total_
 
     Args:
         total_steps: gradual strategies spread their stages (one per layer, plus the head alone) evenly over these.
-        steps_per_round: hft_paper redraws its frozen half this often (default: never within the run).
+        steps_per_round: hft_paper redraws its frozen half this often (default: never within the run); lisa redraws
+            its layers and autofreeze measures its gradient windows this often (default: 20 steps).
         embeddings: for a layer pattern, override its embeddings choice ("frozen" / "trainable"), e.g. to train
             or freeze an LM head tied to the embeddings.
     """
@@ -106,7 +118,7 @@ def prepare(strategy: str, model: nn.Module, lr: float, *, seed: int = 0, total_
         return Prepared(ft, None, [GradualUnfreezing(UnfreezeSchedule(direction, stage_length=length, unit="step"))], lr)
     if kind == "layers":  # fit builds the optimiser
         return Prepared(Finetuner(model, strategy, embeddings=embeddings or spec.embeddings, verbose=False), None, [], lr)
-    return _PARAMETER_LEVEL[strategy](model, lr, seed, steps_per_round, weight_decay, lr_decay)
+    return _SETUPS[strategy](model, lr, seed, steps_per_round, weight_decay, lr_decay)
 
 
 def _hft_paper(model, lr, seed, steps_per_round, weight_decay, lr_decay) -> Prepared:
@@ -132,5 +144,43 @@ def _lora(model, lr, seed, steps_per_round, weight_decay, lr_decay) -> Prepared:
     return Prepared(ft, build_optimizer(ft, lr * LORA_LR_FACTOR, weight_decay, lr_decay), [], lr * LORA_LR_FACTOR)
 
 
-_PARAMETER_LEVEL: dict[str, Callable[..., Prepared]] = {"hft_paper": _hft_paper, "hft_paper_static": _hft_paper_static,
-                                                        "lora": _lora}
+def _train_only(kind: str) -> Callable[..., Prepared]:
+    """bitfit, attention_only, ffn_only: one module kind inside every layer trains, plus the head (`Finetuner.train_only`)."""
+
+    def setup(model, lr, seed, steps_per_round, weight_decay, lr_decay) -> Prepared:
+        ft = Finetuner(model, "full", verbose=False)
+        if kind == "bias" and not any(n.endswith("bias") for names in ft.parts.layers for n in names):
+            raise ValueError(f"bitfit trains the layers' biases, and {type(model).__name__}'s layers have none; "
+                             "choose attention_only or ffn_only.")
+        ft.train_only(kind)
+        return Prepared(ft, None, [], lr)
+
+    return setup
+
+
+def _lisa(model, lr, seed, steps_per_round, weight_decay, lr_decay) -> Prepared:
+    from .lisa import EVERY, LISA
+
+    ft = Finetuner(model, "full", verbose=False)
+    return Prepared(ft, None, [LISA(ft, seed=seed, every=steps_per_round or EVERY)], lr)  # fit builds the optimiser
+
+
+def _autofreeze(model, lr, seed, steps_per_round, weight_decay, lr_decay) -> Prepared:
+    from .autofreeze import EVERY, AutoFreeze
+
+    ft = Finetuner(model, "full", verbose=False)
+    return Prepared(ft, None, [AutoFreeze(ft, every=steps_per_round or EVERY)], lr)
+
+
+def _auto_rgn(model, lr, seed, steps_per_round, weight_decay, lr_decay) -> Prepared:
+    from .auto_rgn import AutoRGN
+
+    ft = Finetuner(model, "full", verbose=False)
+    rgn = AutoRGN(ft)
+    return Prepared(ft, rgn.build_optimizer(lr, weight_decay, lr_decay), [rgn], lr)
+
+
+_SETUPS: dict[str, Callable[..., Prepared]] = {
+    "hft_paper": _hft_paper, "hft_paper_static": _hft_paper_static, "lora": _lora,
+    "bitfit": _train_only("bias"), "attention_only": _train_only("attention"), "ffn_only": _train_only("ffn"),
+    "lisa": _lisa, "autofreeze": _autofreeze, "auto_rgn": _auto_rgn}

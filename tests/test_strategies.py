@@ -15,7 +15,7 @@ RUNNERS = ("run_classification", "run_lm", "get_strategy", "prepare")
 
 
 def test_every_strategy_has_a_one_line_description_and_a_kind():
-    assert all(s.description and "\n" not in s.description and s.kind in ("layers", "gradual", "parameters")
+    assert all(s.description and "\n" not in s.description and s.kind in ("layers", "gradual", "parameters", "adaptive")
                for s in REGISTRY.values())
     assert describe_strategies().splitlines()[0].startswith("full ")
     assert set(DECODER_STRATEGIES) < set(STRATEGIES)
