@@ -133,3 +133,140 @@ def check(checker: Callable[[Callable], None], student: Callable) -> None:
         print("Not yet: the function still raises NotImplementedError; replace that line with your code.")
     except ExerciseError as err:
         print(f"Not yet: {err}")
+
+
+# -- chapter 1: which layers change -----------------------------------------------------------------
+def check_relative_change(student: Callable[[torch.Tensor, torch.Tensor], float]) -> None:
+    """Exercise: relative weight change ||after - before|| / ||before|| of one tensor (notebook 1's measure)."""
+    g = torch.Generator().manual_seed(0)
+    before = torch.randn(8, 8, generator=g)
+    cases = [(before, 0.0), (before * 1.1, 0.1), (-before, 2.0)]
+    for after, want in cases:
+        got = float(student(before.clone(), after.clone()))
+        if abs(got - want) > 1e-4:
+            if abs(got - want * before.norm().item()) < 1e-3:
+                raise ExerciseError("You returned the absolute change ||after - before||: divide by ||before|| so layers "
+                                    "of different sizes and scales compare.")
+            raise ExerciseError(f"For after = {'-before' if want == 2.0 else f'{1 + want:g} x before'}, the relative change "
+                                f"is {want:g}, not {got:.4g}. Use torch.linalg.norm (the Frobenius norm) of the difference.")
+    print("relative change: right on all three cases.")
+
+
+def check_mean_pool(student: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """Exercise: mean-pool token features over the real tokens only (the features the probes read)."""
+    hidden = torch.arange(2 * 3 * 2, dtype=torch.float32).reshape(2, 3, 2)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    want = torch.stack([hidden[0, :2].mean(0), hidden[1].mean(0)])
+    got = student(hidden, mask)
+    if tuple(got.shape) != (2, 2):
+        raise ExerciseError(f"Return one vector per example, shape (batch, hidden) = (2, 2), not {tuple(got.shape)}.")
+    if torch.allclose(got, hidden.mean(1)):
+        raise ExerciseError("Padding is averaged in: multiply by the attention mask and divide by the number of real tokens.")
+    if not torch.allclose(got, want):
+        raise ExerciseError(f"Expected {want.tolist()}, got {got.tolist()}: sum features where mask = 1, divide by mask.sum(1).")
+    print("mean pooling: right, padding ignored.")
+
+
+# -- chapter 2: the cost of freezing, and pairing -----------------------------------------------------
+def check_freeze_with_embeddings(student: Callable[[nn.Module], object]) -> None:
+    """Exercise: freeze the embeddings and the lower half (what embeddings="auto" does), so backward stops early."""
+    check_freeze_function(student, lambda n: list(range(n // 2)), "lower half + embeddings", embeddings_frozen=True)
+
+
+def check_paired_interval(student: Callable[[list, list], tuple]) -> None:
+    """Exercise: mean and 95 % t-interval of the per-seed differences b - a (paired over seeds)."""
+    from .measure.stats import mean_ci
+
+    a = [0.80, 0.90, 0.70, 0.85, 0.75]
+    b = [0.82, 0.91, 0.73, 0.86, 0.78]
+    want = mean_ci([y - x for x, y in zip(a, b)])
+    got = tuple(float(v) for v in student(list(a), list(b)))
+    if len(got) != 3:
+        raise ExerciseError("Return three numbers: (mean difference, low, high).")
+    if all(abs(g - w) < 1e-6 for g, w in zip(got, want)):
+        print(f"paired interval: {got[0]:+.3f} [{got[1]:+.3f}, {got[2]:+.3f}], right.")
+        return
+    if abs(got[0] - want[0]) < 1e-6 and got[2] - got[1] > 3 * (want[2] - want[1]):
+        raise ExerciseError("The interval is far too wide: you treated the two lists as independent samples. Pair them: "
+                            "take the difference seed by seed, then the interval of those differences.")
+    if abs(got[0] - want[0]) < 1e-6:
+        raise ExerciseError("The mean is right but not the interval: use the t quantile scipy.stats.t.ppf(0.975, n - 1) "
+                            "times the standard deviation (ddof=1) over sqrt(n).")
+    raise ExerciseError(f"The mean difference b - a is {want[0]:+.3f}, not {got[0]:+.3f}.")
+
+
+# -- chapter 3: alternate, and where the backward pass goes -------------------------------------------
+def check_odd_layers(student: Callable[[nn.Module], object]) -> None:
+    """Exercise: freeze the odd-numbered layers (1, 3, 5, ...), the control for alternate."""
+    check_freeze_function(student, lambda n: list(range(1, n, 2)), "freeze_odd_layers")
+
+
+def backward_depth(frozen: list[int], n_layers: int, embeddings_trainable: bool) -> int:
+    """How many layers the backward pass runs through (the reference answer of `check_backward_depth`)."""
+    if embeddings_trainable:
+        return n_layers
+    trainable = [i for i in range(n_layers) if i not in frozen]
+    return n_layers - min(trainable) if trainable else 0
+
+
+def check_backward_depth(student: Callable[[list, int, bool], int]) -> None:
+    """Exercise: the number of layers backward runs through, given the frozen layers and the embeddings choice."""
+    cases = [([0, 1, 2], 6, False), ([0, 2, 4], 6, False), ([0, 2, 4], 6, True), ([], 6, False), ([0, 1, 2, 3, 4, 5], 6, False),
+             ([3, 4, 5], 6, False), ([0, 1], 4, False)]
+    for frozen, n, emb in cases:
+        want, got = backward_depth(frozen, n, emb), student(list(frozen), n, emb)
+        if got != want:
+            why = ("with trainable embeddings the gradient must reach the input, through every layer" if emb else
+                   "backward starts at the top and stops below the lowest trainable layer; frozen layers above it still "
+                   "pass the gradient down")
+            raise ExerciseError(f"Frozen {frozen} of {n}, embeddings {'trainable' if emb else 'frozen'}: {want} layers, not {got}; {why}.")
+    print("backward depth: right on all seven cases.")
+
+
+# -- chapter 4: schedules -----------------------------------------------------------------------------
+def check_schedule(student: Callable[[int, int], list[int]], direction: str = "top_down", group: int = 1) -> None:
+    """Exercise: the layers trainable at stage k (stage 0: the head alone; each stage unfreezes `group` more layers)."""
+    for n in (4, 6):
+        for stage in range(n + 2):
+            k = min(n, stage * group)
+            want = list(range(n - k, n)) if direction == "top_down" else list(range(k))
+            got = sorted(student(stage, n))
+            if got != want:
+                raise ExerciseError(f"{direction}, {group} layer(s) per stage, {n} layers, stage {stage}: trainable {want}, not "
+                                    f"{got}. Stage 0 trains only the head; never go past layer {n - 1}.")
+    print(f"{direction} schedule ({group} per stage): right for 4 and 6 layers at every stage.")
+
+
+# -- chapter 5: the paper's half ----------------------------------------------------------------------
+def check_half_draw(student: Callable[[list, int], list]) -> None:
+    """Exercise: choose half of a layer's units (rounding down) at random with a seed; the same seed, the same draw."""
+    units = ["q", "k", "v", "o", "gate", "up", "down", "norm1", "norm2"]
+    for seed in range(5):
+        first, again = student(list(units), seed), student(list(units), seed)
+        if len(first) != len(units) // 2:
+            raise ExerciseError(f"Freeze half of the {len(units)} units, rounding down: {len(units) // 2}, not {len(first)}.")
+        if not set(first) <= set(units) or len(set(first)) != len(first):
+            raise ExerciseError("Pick distinct units from the list given.")
+        if sorted(first) != sorted(again):
+            raise ExerciseError("The same seed drew different units: use a generator seeded with `seed` "
+                                "(random.Random(seed) or torch.Generator().manual_seed(seed)).")
+    draws = {tuple(sorted(student(list(units), seed))) for seed in range(5)}
+    if len(draws) == 1:
+        raise ExerciseError("Every seed drew the same units: the draw must depend on the seed (that is what a redraw changes).")
+    print("half draw: half the units, the same for a seed, different across seeds.")
+
+
+# -- chapter 6: verdicts --------------------------------------------------------------------------------
+def check_verdict(student: Callable[[float, float, str, float], str]) -> None:
+    """Exercise: a verdict from an interval: "supported", "refuted" or "not resolved at this budget"."""
+    from .measure.stats import verdict
+
+    cases = [(0.01, 0.05, "greater", 0.0), (-0.05, -0.01, "greater", 0.0), (-0.01, 0.03, "greater", 0.0),
+             (-0.05, -0.01, "less", 0.0), (-0.01, 0.01, "equivalent", 0.02), (-0.06, -0.03, "equivalent", 0.02),
+             (-0.03, 0.01, "equivalent", 0.02)]
+    for low, high, claim, margin in cases:
+        want, got = verdict(low, high, claim, margin), student(low, high, claim, margin)
+        if got != want:
+            raise ExerciseError(f"Interval [{low:+.2f}, {high:+.2f}], claim {claim!r}, margin {margin}: {want!r}, not {got!r}. "
+                                "Only an interval wholly on one side decides; one that straddles the line is not resolved.")
+    print("verdicts: right on all seven intervals.")

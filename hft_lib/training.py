@@ -1,7 +1,7 @@
 """The training loop the source text describes, with the pieces people expect.
 
 Loss from the model, AdamW over trainable parameters only, a learning-rate schedule, evaluation
-every epoch, `tqdm.auto` progress bars, mixed precision on CUDA, optional gradual unfreezing, and a
+every epoch, progress bars (`progress.py`: saved notebooks keep the finished bar), mixed precision on CUDA, optional gradual unfreezing, and a
 `History` of loss, metric, wall time and which layers were trainable at each step.
 """
 
@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,6 +24,7 @@ from .checkpoint import EpochBatches
 from .config import get_device, set_seed
 from .freezing import Finetuner
 from .optim import apply_schedule, build_optimizer, make_schedule
+from .progress import progress_bar
 from .runtime import distributed
 from .runtime.sharding import local_bytes
 from .unfreezing import gradual_callback
@@ -182,7 +182,7 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
     call(run, "on_optimizer")  # resuming restores weights, optimiser, position and callback states here
     if dist:
         distributed.check_loader(train_loader)
-    bar = tqdm(total=total, initial=run.step, desc=config.desc or _label(run),
+    bar = progress_bar(total=total, initial=run.step, desc=config.desc or _label(run),
                disable=not progress or (dist is not None and not dist.is_main), leave=True)
     use_amp = config.amp and device.type == "cuda"
     loop = _Loop(run, None if sharded else dist, dist, device, make_schedule(config.schedule, total), use_amp, bar)

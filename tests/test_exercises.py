@@ -109,3 +109,53 @@ def test_check_prints_the_hint_instead_of_raising(capsys):
     exercises.check(exercises.check_upper_half, upper_half)
     out = capsys.readouterr().out
     assert "Not yet: the function still raises NotImplementedError" in out and "correct on 4, 5 and 6 layers" in out
+
+
+@pytest.mark.parametrize("checker,right,wrong,hint", [
+    (exercises.check_relative_change, lambda b, a: (torch.linalg.norm(a - b) / torch.linalg.norm(b)).item(),
+     lambda b, a: torch.linalg.norm(a - b).item(), "absolute change"),
+    (exercises.check_mean_pool, lambda h, m: (h * m[..., None]).sum(1) / m.sum(1, keepdim=True),
+     lambda h, m: h.mean(1), "Padding is averaged in"),
+    (exercises.check_freeze_with_embeddings,
+     lambda m: [p.requires_grad_(False) for mod in (m.bert.embeddings, *m.bert.encoder.layer[: len(m.bert.encoder.layer) // 2])
+                for p in mod.parameters()],
+     lower_half, "embeddings should be frozen"),
+    (exercises.check_odd_layers, lambda m: [p.requires_grad_(False) for layer in m.bert.encoder.layer[1::2] for p in layer.parameters()],
+     lambda m: [p.requires_grad_(False) for layer in m.bert.encoder.layer[0::2] for p in layer.parameters()], "should freeze layers"),
+    (exercises.check_backward_depth, exercises.backward_depth,
+     lambda frozen, n, emb: n - len(frozen), "frozen layers above it still pass the gradient down"),
+    (exercises.check_schedule, lambda stage, n: list(range(n - min(n, stage), n)), lambda stage, n: list(range(min(n, stage))),
+     "top_down, 1 layer"),
+    (exercises.check_half_draw, lambda units, seed: __import__("random").Random(seed).sample(units, len(units) // 2),
+     lambda units, seed: units[: len(units) // 2], "Every seed drew the same units"),
+    (exercises.check_verdict, lambda lo, hi, claim, margin: __import__("hft_lib.measure.stats").measure.stats.verdict(lo, hi, claim, margin),
+     lambda lo, hi, claim, margin: "supported" if (lo + hi) / 2 > 0 else "refuted", "not resolved"),
+])
+def test_chapter_checkers(checker, right, wrong, hint, capsys):
+    checker(right)
+    assert capsys.readouterr().out.strip()  # says what passed
+    with pytest.raises(ExerciseError, match=hint):
+        checker(wrong)
+
+
+def test_paired_interval_checker_explains_the_unpaired_mistake():
+    import numpy as np
+    from scipy import stats as st
+
+    from hft_lib.measure.stats import mean_ci
+
+    exercises.check_paired_interval(lambda a, b: mean_ci(np.array(b) - np.array(a)))
+
+    def unpaired(a, b):
+        diff = np.mean(b) - np.mean(a)
+        half = st.t.ppf(0.975, 2 * len(a) - 2) * np.sqrt(np.var(a, ddof=1) / len(a) + np.var(b, ddof=1) / len(b))
+        return diff, diff - half, diff + half
+
+    with pytest.raises(ExerciseError, match="Pair them"):
+        exercises.check_paired_interval(unpaired)
+
+
+def test_two_per_stage_schedule():
+    exercises.check_schedule(lambda stage, n: list(range(n - min(n, 2 * stage), n)), group=2)
+    with pytest.raises(ExerciseError, match="2 layer\\(s\\) per stage"):
+        exercises.check_schedule(lambda stage, n: list(range(n - min(n, stage), n)), group=2)
