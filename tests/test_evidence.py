@@ -28,8 +28,8 @@ def test_the_readme_shows_the_verdicts_the_evidence_gives():
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- evidence:start -->\n(.*?)\n<!-- evidence:end -->", readme, re.DOTALL)
     assert block, "README.md lost its evidence block"
-    assert block.group(1).strip() == evidence.markdown(evidence.verdicts()).strip(), (
-        "README's verdict table is stale: paste the output of `python -m hft_lib.experiments.evidence`")
+    assert block.group(1).strip() == evidence.readme_block().strip(), (
+        "README's results are stale: paste the output of `python -m hft_lib.experiments.evidence`")
 
 
 def test_no_claim_goes_without_a_verdict():

@@ -108,9 +108,12 @@ def verdicts(out: str | Path = RESULTS, profile: str = "quick", claims=CLAIMS) -
 def summary_table(out: str | Path = RESULTS, profile: str = "quick", experiment: str = "strategies",
                   metrics: tuple[str, ...] = ("test_accuracy",)) -> pd.DataFrame:
     """Mean, 95 % interval and failed runs of each variant of one experiment (for tables and error bars)."""
+    from .sweep import get_experiment, variant_label
+
     frame = load_results(experiment, profile, out)
+    order = [variant_label(v) for v in get_experiment(experiment).variants]
     rows = []
-    for variant, group in frame.groupby("variant", sort=False):
+    for variant, group in sorted(frame.groupby("variant"), key=lambda item: order.index(item[0])):
         row = {"variant": variant, "n": len(group), "failed": int(group["failed"].sum()) if "failed" in group else 0}
         for metric in metrics:
             mean, low, high = stats.mean_ci(group[metric])
@@ -135,15 +138,57 @@ def markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+# What the README shows of each experiment: (experiment, metric -> column title, scale for the numbers).
+README_TABLES = (
+    ("strategies", {"test_accuracy": "TREC-6 test accuracy", "retention_cc": "probe retention, above chance (%)",
+                    "step_time_s": "s per step"}),
+    ("gradual", {"test_accuracy": "TREC-6 test accuracy"}),
+    ("small_data", {"test_accuracy": "test accuracy", "train_accuracy": "train accuracy"}),
+    ("sequential", {"test_accuracy": "TREC-6 test accuracy", "forgetting": "movie_sentiment accuracy lost"}),
+    ("decoder", {"task_accuracy": "task accuracy", "forgetting_pct": "news perplexity change (%)"}),
+)
+
+
+def _cell(mean: float, low: float, high: float, percent: bool) -> str:
+    if percent:
+        return f"{mean:.1f} [{low:.1f}, {high:.1f}]"
+    return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def summary_markdown(experiment: str, metrics: dict[str, str], out: str | Path = RESULTS, profile: str = "quick") -> str:
+    """One experiment's variants as a Markdown table: mean [95 % interval] of each metric, seeds, failed runs."""
+    table = summary_table(out, profile, experiment, tuple(metrics))
+    lines = ["| variant | seeds | " + " | ".join(metrics.values()) + " | failed runs |",
+             "|---|---:|" + "---:|" * len(metrics) + "---:|"]
+    for variant, r in table.iterrows():
+        cells = [_cell(r[m], r[f"{m}_low"], r[f"{m}_high"], m in ("retention_cc", "forgetting_pct")) for m in metrics]
+        lines.append(f"| {variant} | {int(r['n'])} | " + " | ".join(cells) + f" | {int(r['failed'])} |")
+    return "\n".join(lines)
+
+
+def readme_block(out: str | Path = RESULTS, profile: str = "quick") -> str:
+    """The README's results: every experiment's table and every claim's verdict, all computed from the store."""
+    from .sweep import EXPERIMENTS, ResultsStore
+
+    parts = []
+    for experiment, metrics in README_TABLES:
+        if not ResultsStore(out, EXPERIMENTS[experiment], profile).csv.exists():
+            continue
+        parts += [f"**{experiment}**: {EXPERIMENTS[experiment].question}", "", summary_markdown(experiment, metrics, out, profile), ""]
+    heading = "**Verdicts** (paired over the same seeds; MDE: the smallest true difference these seeds detect 80 % of the time):"
+    parts += [heading, "", markdown(verdicts(out, profile))]
+    return "\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m hft_lib.experiments.evidence`: print every claim's verdict from the results store as Markdown."""
+    """`python -m hft_lib.experiments.evidence`: print the README's results block (tables and verdicts) from the store."""
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--results", default=str(RESULTS))
     parser.add_argument("--profile", default="quick")
     args = parser.parse_args(argv)
-    print(markdown(verdicts(args.results, args.profile)))
+    print(readme_block(args.results, args.profile))
     return 0
 
 

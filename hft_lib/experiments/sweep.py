@@ -295,8 +295,8 @@ def check_live(experiment: str, live: dict[str, dict], metrics: tuple[str, ...] 
     for variant, result in live.items():
         match = stored[stored["cell"] == result["cell"]]
         if match.empty:
-            raise AssertionError(f"No stored row for {variant} (cell {result['cell']}): the settings changed; "
-                                 f"re-run `hft sweep {experiment}` and commit data/results.")
+            raise AssertionError(f"No stored row for {variant} (cell {result['cell']}): the sweep has not run it yet, or its "
+                                 f"settings changed; run `hft sweep {experiment}` and commit data/results.")
         for metric in metrics:
             rows.append({"variant": variant, "metric": metric, "live": result[metric], "stored": float(match[metric].iloc[0])})
     table = pd.DataFrame(rows)

@@ -39,7 +39,7 @@ def plot_variants(summary: pd.DataFrame, metric: str = "test_accuracy", ax=None,
                   label: str = "test accuracy", title: str | None = None):
     """Mean of `metric` per variant with its 95 % interval (from `evidence.summary_table`), in the table's order."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(max(5, 1.1 * len(summary)), 4))
+        _, ax = plt.subplots(figsize=(max(7, 1.6 * len(summary)), 4))
     x = range(len(summary))
     ax.bar(x, summary[metric], color="tab:blue", alpha=0.6)
     ax.errorbar(x, summary[metric], yerr=[summary[metric] - summary[f"{metric}_low"], summary[f"{metric}_high"] - summary[metric]],
