@@ -4,7 +4,6 @@ import json
 import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from hft_lib.experiments import evidence
@@ -43,9 +42,8 @@ def test_no_claim_goes_without_a_verdict():
 
 def test_stored_frozen_strategies_trained_what_they_should():
     frame = load_results("strategies")
-    share = frame.groupby("variant")["trainable_pct"].agg(["min", "max"])
-    assert (share["min"] == share["max"]).all()  # the same on every seed
+    share = frame.groupby("variant")["trainable_pct"].agg(["min", "max"]).drop(index="hft_paper")  # its draw varies by seed
+    assert (share["min"] == share["max"]).all()  # a layer pattern trains the same on every seed
     assert share.loc["lower_half", "min"] == share.loc["upper_half", "min"] == share.loc["alternate_odd", "min"]
     head_only = frame[frame["variant"] == "head_only"]
     assert (head_only["retention_cc"] == 100).all()  # its encoder is untouched, so the probes score exactly the same
-    assert isinstance(frame, pd.DataFrame)

@@ -25,20 +25,20 @@ RETENTION_LABEL = {ENCODER: "retention: above-chance probe accuracy kept (%)",
 def from_evidence(out=None, profile: str = "quick") -> pd.DataFrame:
     """The same table built from the stored sweeps (`strategies` for the encoder, `decoder`), averaged over seeds.
 
-    `quality_ci` and `retention_ci` are the half-widths of the 95 % intervals over seeds; `choose_table`
-    then names every strategy whose interval overlaps the best one's, instead of a winner inside the noise.
+    `quality_seeds` and `retention_seeds` keep the per-seed values (in seed order), so `choose_table` names
+    every strategy whose paired difference from the best is not resolved, instead of a winner inside the noise.
     """
-    from ..measure.stats import mean_ci
     from .sweep import RESULTS, load_results
 
     out = out or RESULTS
     rows = []
 
     def add(model, variant, group, budget, steps, quality, retention):
-        q, ql, _ = mean_ci(quality)
-        r, rl, _ = mean_ci(retention)
-        rows.append({"model": model, "strategy": variant, "budget": budget, "steps": steps, "quality": q, "quality_ci": q - ql,
-                     "retention": r, "retention_ci": r - rl, "n": len(group), **{k: group[k].mean() for k in RUN_COSTS}})
+        group = group.sort_values("seed")  # per-seed values in seed order, for paired ties in choose_table
+        quality, retention = quality.loc[group.index], retention.loc[group.index]
+        rows.append({"model": model, "strategy": variant, "budget": budget, "steps": steps, "quality": quality.mean(),
+                     "retention": retention.mean(), "quality_seeds": tuple(quality), "retention_seeds": tuple(retention),
+                     "n": len(group), **{k: group[k].mean() for k in RUN_COSTS}})
 
     encoder = load_results("strategies", profile, out)
     for variant, group in encoder.groupby("variant", sort=False):
@@ -85,13 +85,20 @@ def choose_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _tied(runs: pd.DataFrame, column: str) -> str:
-    """The best strategy by `column`, plus (with intervals over seeds) every one whose interval overlaps it."""
+    """The best strategy by `column`, plus (with per-seed values) every one whose paired difference from it is not
+    resolved: the 95 % interval of best - other over the same seeds includes 0."""
+    from ..measure.stats import mean_ci
+
     best = runs[column].idxmax()
-    if f"{column}_ci" not in runs:
+    if f"{column}_seeds" not in runs:
         return best
-    floor = runs.loc[best, column] - runs.loc[best, f"{column}_ci"]
-    tied = [s for s in runs.index if s != best and runs.loc[s, column] + runs.loc[s, f"{column}_ci"] >= floor]
-    return best + (f" (tied: {', '.join(tied)})" if tied else "")
+    tied = []
+    for other in runs.index:
+        pairs = list(zip(runs.loc[best, f"{column}_seeds"], runs.loc[other, f"{column}_seeds"]))
+        low = mean_ci([a - b for a, b in pairs])[1] if other != best else 0.0
+        if other != best and not low > 0:
+            tied.append(other)
+    return best + (f" (not resolved against: {', '.join(tied)})" if tied else "")
 
 
 def plot_model(frame: pd.DataFrame, model: str, budget: str | None = None, highlight: str | None = None, ax=None,
