@@ -72,6 +72,16 @@ def test_training_lowers_the_task_loss_and_reports_every_measure(tokenizer):
     assert task_metrics(setup.model, setup.test, setup.label_ids)["loss"] == pytest.approx(setup.before["task_loss"])
 
 
+def test_a_run_sees_the_same_batches_whatever_ran_on_the_setup_before(tokenizer):
+    # the sweep shares one setup per seed among strategies: a stored run must not depend on run order
+    alone = run_lm("full", setup=tiny_setup(tokenizer, steps=3), steps=3, lr=1e-2, progress=False, keep_model=True)
+    shared = tiny_setup(tokenizer, steps=3)
+    run_lm("lower_half", setup=shared, steps=3, progress=False)
+    second = run_lm("full", setup=shared, steps=3, lr=1e-2, progress=False, keep_model=True)
+    assert [s["loss"] for s in second["history"].steps] == [s["loss"] for s in alone["history"].steps]
+    assert second["task_loss"] == alone["task_loss"]
+
+
 def test_every_decoder_strategy_runs_and_trains_the_expected_share(tokenizer):
     setup = tiny_setup(tokenizer, steps=2)
     shares = {s: run_lm(s, setup=setup, steps=2, progress=False)["trainable_pct"] for s in DECODER_STRATEGIES}

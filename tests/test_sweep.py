@@ -129,6 +129,14 @@ def test_mismatched_store_via_the_cli(tmp_path, capsys):
     assert "written with other settings (epochs differ)" in capsys.readouterr().err
 
 
+def test_sweep_profile_defaults_to_hft_profile(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr("hft_lib.experiments.sweep.run_sweep", lambda name, profile, *a, **k: seen.append(profile))
+    monkeypatch.setenv("HFT_PROFILE", "full")
+    assert cli.main(["sweep", "small_data", "--out", str(tmp_path)]) == 0
+    assert seen == ["full"]
+
+
 def test_sweep_list_describes_every_experiment(capsys):
     assert cli.main(["sweep", "--list"]) == 0
     out = capsys.readouterr().out

@@ -226,6 +226,7 @@ def compare_decoder(args: argparse.Namespace, strategies: list[str]) -> int:
 
 def sweep(args: argparse.Namespace) -> int:
     """`hft sweep`: run (or continue) named experiments over paired seeds into the results store."""
+    from ..config import get_profile
     from .sweep import EXPERIMENTS, get_experiment, parse_seeds, run_sweep
 
     if args.list or not args.experiments:
@@ -235,7 +236,7 @@ def sweep(args: argparse.Namespace) -> int:
     names = [get_experiment(n).name for n in args.experiments]  # every name checked before anything runs
     seeds = parse_seeds(args.seeds) if args.seeds else None
     part = parse_part(args.part) if args.part else (0, 1)
-    profile = args.profile or ("full" if __import__("torch").cuda.is_available() else "quick")
+    profile = get_profile(args.profile).name  # --profile, else $HFT_PROFILE, else full on CUDA and quick elsewhere
     if args.jobs > 1:
         return run_jobs(args, names, profile)
     for name in names:
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     p_cmp.add_argument("--model", default="minilm-l6", help="embedded name, hub id or local folder (default minilm-l6)")
     p_cmp.add_argument("--task", default="trec6", help="task name, or a .csv / .jsonl file with text and label columns (default trec6)")
     p_cmp.add_argument("--strategies", default=DEFAULT_STRATEGIES, help=f"comma-separated (default {DEFAULT_STRATEGIES})")
-    p_cmp.add_argument("--profile", default=None, help="quick or full (default: full on CUDA, else quick)")
+    p_cmp.add_argument("--profile", default=None, help="quick or full (default: $HFT_PROFILE, else full on CUDA, else quick)")
     p_cmp.add_argument("--epochs", type=positive_int, default=None, help="override the profile's epochs")
     p_cmp.add_argument("--seed", type=int, default=0)
     p_cmp.add_argument("--seeds", default=None, help="e.g. 0-4: every strategy on every seed, compared pairwise with CIs")
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     p_sweep.add_argument("experiments", nargs="*", help="experiment names (see --list)")
     p_sweep.add_argument("--list", action="store_true", help="describe the experiments and exit")
     p_sweep.add_argument("--seeds", default=None, help="e.g. 0-4 or 0,2,7 (default: the experiment's own)")
-    p_sweep.add_argument("--profile", default=None, help="quick or full (default: full on CUDA, else quick)")
+    p_sweep.add_argument("--profile", default=None, help="quick or full (default: $HFT_PROFILE, else full on CUDA, else quick)")
     p_sweep.add_argument("--out", default=str(RESULTS), help=f"results folder (default {RESULTS})")
     p_sweep.add_argument("--jobs", type=positive_int, default=1, help="processes side by side, each with cores/N threads")
     p_sweep.add_argument("--part", default=None, metavar="I/N", help="run only the I-th of N shares of the seeds")

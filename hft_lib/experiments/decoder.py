@@ -45,6 +45,7 @@ class LMSetup:
     news: DataLoader
     label_ids: list[int]
     majority_baseline: float
+    seed: int = 0  # the training order's seed: every run starts the shuffle from it (see `run_lm`)
     before: dict = field(default_factory=dict)
 
     def measure(self, model: nn.Module) -> dict[str, float]:
@@ -82,7 +83,7 @@ def prepare_lm(model_name: str = "smollm2-135m", task_name: str = "trec6", profi
                     make_prompt_loader(task["train"], tokenizer, task_name, batch_size, profile.max_length, True, seed),
                     make_prompt_loader(task["test"], tokenizer, task_name, batch_size, profile.max_length),
                     make_loader(news, tokenizer, batch_size, profile.max_length, kind="causal_lm"),
-                    label_token_ids(tokenizer, words), majority)
+                    label_token_ids(tokenizer, words), majority, seed)
     setup.before = setup.measure(setup.model)
     return setup
 
@@ -104,6 +105,7 @@ def run_lm(strategy: str, profile: Profile | None = None, seed: int = 0, setup: 
     profile = setup.profile
     steps = steps or max(budgets or [profile.lm_steps])
     set_seed(seed)
+    setup.train.generator.manual_seed(setup.seed)  # every run sees the same batches, whatever ran on this setup before
     model = copy.deepcopy(setup.model)
     ft, optimizer, own, lr = prepare(strategy, model, lr or profile.lr, seed=seed, total_steps=steps,
                                      steps_per_round=max(1, math.ceil(steps / ROUNDS)), embeddings=embeddings)
