@@ -3,6 +3,10 @@
 Every front end reads names from here: `hft compare --strategies`, `hft strategies`, `run_classification`,
 the decoder runs, the frontier and the benchmark. An unknown name gets one message, from `get_strategy`.
 A new strategy is one entry here (and, if it changes the trainable set during training, one `Callback`).
+
+Besides the names, `freeze:<indices>` freezes exactly the layers listed and the embeddings, e.g. `freeze:0,2,5`
+(`freeze:` alone freezes the embeddings only): the 64 subsets of a 6-layer model are the oracle that the
+named rules are measured against (`hft sweep oracle`).
 """
 
 from __future__ import annotations
@@ -62,14 +66,49 @@ REGISTRY: dict[str, Strategy] = {s.name: s for s in (
 )}
 STRATEGIES = tuple(REGISTRY)
 DECODER_STRATEGIES = tuple(name for name, s in REGISTRY.items() if s.decoder)
+SUBSET = "freeze:"  # freeze:0,2,5 freezes exactly those layers (and the embeddings)
+
+
+def layer_subset(name: str) -> list[int] | None:
+    """The layer indices a `freeze:0,2,5` name freezes ([] for `freeze:`), or None for any other name."""
+    if not name.startswith(SUBSET):
+        return None
+    text = name.removeprefix(SUBSET)
+    try:
+        indices = [int(v) for v in text.split(",")] if text.strip() else []
+    except ValueError:
+        indices = [-1]
+    if any(i < 0 for i in indices) or len(set(indices)) != len(indices):
+        raise ValueError(f"{name!r} is not a layer subset; write freeze: and distinct layer indices, e.g. freeze:0,2,5.")
+    return indices
+
+
+def subset_name(indices) -> str:
+    """The strategy name that freezes exactly these layers: (0, 2, 5) -> 'freeze:0,2,5'."""
+    return SUBSET + ",".join(str(i) for i in sorted(indices))
+
+
+def split_strategies(text: str) -> list[str]:
+    """A comma-separated list of names, where a subset's indices stay with it: 'full,freeze:0,2' -> ['full', 'freeze:0,2']."""
+    names: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part.isdigit() and names and names[-1].startswith(SUBSET):
+            names[-1] += ("," if names[-1] != SUBSET else "") + part
+        elif part:
+            names.append(part)
+    return names
 
 
 def get_strategy(name: str, decoder: bool = False) -> Strategy:
     """The registered strategy, or the one error message for an unknown (or, on a decoder, unsupported) name."""
+    subset = layer_subset(name or "")
+    if subset is not None:
+        return Strategy(name, f"freeze the embeddings and layers {subset or 'none'}", "layers", embeddings="frozen")
     allowed = DECODER_STRATEGIES if decoder else STRATEGIES
     if name not in allowed:
         what = "decoder strategy" if decoder and name in REGISTRY else "strategy"
-        raise ValueError(f"Unknown {what} {name or '(none given)'!r}; choose from {', '.join(allowed)} (`hft strategies` lists them).")
+        raise ValueError(f"Unknown {what} {name or '(none given)'!r}; choose from {', '.join(allowed)}, or freeze:<layer indices> "
+                         "(`hft strategies` lists them).")
     return REGISTRY[name]
 
 
@@ -83,7 +122,8 @@ def check_strategies(names: list[str] | tuple[str, ...], decoder: bool = False) 
 def describe_strategies() -> str:
     """The registry as text, one line per strategy (what `hft strategies` prints)."""
     width = max(map(len, REGISTRY))
-    return "\n".join(f"{s.name:<{width}}  {s.description}" + ("" if s.decoder else " [encoder only]") for s in REGISTRY.values())
+    lines = [f"{s.name:<{width}}  {s.description}" + ("" if s.decoder else " [encoder only]") for s in REGISTRY.values()]
+    return "\n".join([*lines, f"{'freeze:0,2,5':<{width}}  freeze exactly the layers listed, and the embeddings (any subset)"])
 
 
 class Prepared(NamedTuple):
@@ -117,7 +157,9 @@ def prepare(strategy: str, model: nn.Module, lr: float, *, seed: int = 0, total_
         direction = strategy.removeprefix("gradual_")
         return Prepared(ft, None, [GradualUnfreezing(UnfreezeSchedule(direction, stage_length=length, unit="step"))], lr)
     if kind == "layers":  # fit builds the optimiser
-        return Prepared(Finetuner(model, strategy, embeddings=embeddings or spec.embeddings, verbose=False), None, [], lr)
+        pattern = layer_subset(strategy)
+        return Prepared(Finetuner(model, strategy if pattern is None else pattern, embeddings=embeddings or spec.embeddings,
+                                  verbose=False), None, [], lr)
     return _SETUPS[strategy](model, lr, seed, steps_per_round, weight_decay, lr_decay)
 
 

@@ -106,9 +106,9 @@ def check_names(model: str, task: str) -> None:
 def compare(args: argparse.Namespace) -> int:
     from ..config import get_device, get_profile
     from ..runtime.distributed import current as distributed_context
-    from ..strategies import check_strategies
+    from ..strategies import check_strategies, split_strategies
 
-    names = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    names = split_strategies(args.strategies)
     if args.kind == "causal_lm" or (args.kind is None and args.model in DECODERS):
         return compare_decoder(args, names)
     strategies = check_strategies(names)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..strategies import check_strategies
+from ..strategies import check_strategies, subset_name
 from ..training import TrainingDiverged
 from .protocols import PROTOCOLS
 
@@ -78,6 +78,8 @@ def cell_id(cell: dict) -> str:
 
 
 ENCODER = {"model": "minilm-l6", "task": "trec6", "val_size": 100, "test_size": 300}
+SUBSETS = tuple(subset_name(i for i in range(6) if mask >> i & 1) for mask in range(64))  # every subset of 6 layers
+RULES = ("full", "hft_paper", "lisa", "bitfit", "attention_only", "ffn_only", "autofreeze", "auto_rgn")  # not a subset
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("strategies", "C1, C2, C6, HFT paper (encoder): accuracy and retention per pattern, with mirror controls",
                "classification", tuple({"strategy": s} for s in (
@@ -103,6 +105,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                             {"strategy": "hft_paper"}),
                seeds=(0, 1, 2), settings={"model": "smollm2-135m", "task": "trec6", "lm_steps": 16, "budgets": (8, 16)},
                profiles={"full": {"lm_steps": 300, "budgets": (50, 100, 200, 300)}}),
+    Experiment("oracle", "Which layers to freeze: all 64 subsets of MiniLM's layers (embeddings frozen), and the rules against them",
+               "classification", tuple({"strategy": s} for s in (*SUBSETS, *RULES)), seeds=(0, 1, 2),
+               settings={**ENCODER, "val_size": 50, "train_size": 320, "epochs": 2, "lr": 3e-4,  # 216 runs in <= 90 min on 2 cores
+                         "probe_tasks": ("movie_sentiment", "tweet_sentiment"), "probe_size": 100},
+               profiles={"full": {"val_size": 100, "train_size": None, "epochs": 3, "lr": 5e-5, "test_size": 1000,
+                                  "probe_size": 1000}}),
 )}
 
 
