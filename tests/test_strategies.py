@@ -9,8 +9,16 @@ import pytest
 from hft_lib.experiments.cli import DEFAULT_STRATEGIES, main
 from hft_lib.experiments.sweep import EXPERIMENTS
 from hft_lib.freezing import Finetuner
-from hft_lib.strategies import (DECODER_STRATEGIES, REGISTRY, STRATEGIES, check_strategies, describe_strategies, get_strategy,
-                                prepare, split_strategies)
+from hft_lib.strategies import (
+    DECODER_STRATEGIES,
+    REGISTRY,
+    STRATEGIES,
+    check_strategies,
+    describe_strategies,
+    get_strategy,
+    prepare,
+    split_strategies,
+)
 
 from .conftest import tiny_bert
 
