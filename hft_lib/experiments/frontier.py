@@ -93,10 +93,9 @@ def _tied(runs: pd.DataFrame, column: str) -> str:
     if f"{column}_seeds" not in runs:
         return best
     tied = []
-    for other in runs.index:
-        pairs = list(zip(runs.loc[best, f"{column}_seeds"], runs.loc[other, f"{column}_seeds"]))
-        low = mean_ci([a - b for a, b in pairs])[1] if other != best else 0.0
-        if other != best and not low > 0:
+    for other in runs.index.drop(best):
+        pairs = zip(runs.loc[best, f"{column}_seeds"], runs.loc[other, f"{column}_seeds"])
+        if not mean_ci([a - b for a, b in pairs])[1] > 0:  # the interval's lower end
             tied.append(other)
     return best + (f" (not resolved against: {', '.join(tied)})" if tied else "")
 
