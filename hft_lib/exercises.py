@@ -270,3 +270,53 @@ def check_verdict(student: Callable[[float, float, str, float], str]) -> None:
             raise ExerciseError(f"Interval [{low:+.2f}, {high:+.2f}], claim {claim!r}, margin {margin}: {want!r}, not {got!r}. "
                                 "Only an interval wholly on one side decides; one that straddles the line is not resolved.")
     print("verdicts: right on all seven intervals.")
+
+
+# -- chapter 7: the oracle --------------------------------------------------------------------------------
+def check_pareto(student: Callable[[list, list], list]) -> None:
+    """Exercise: which points are on the front: no other point is at least as fast and as accurate, and better in one."""
+    from .experiments.oracle import pareto
+
+    cases = [([1.0, 0.5, 0.6, 0.4], [0.9, 0.8, 0.7, 0.6]),  # c is slower and worse than b
+             ([0.5, 0.5, 0.3], [0.8, 0.7, 0.7]),  # same time, lower accuracy: dominated
+             ([0.4, 0.4], [0.8, 0.8])]  # exact ties dominate neither
+    import pandas as pd
+
+    for times, accuracy in cases:
+        want = pareto(pd.DataFrame({"step_time_s": times, "test_accuracy": accuracy})).tolist()
+        got = [bool(v) for v in student(list(times), list(accuracy))]
+        if got == want:
+            continue
+        if len(got) != len(want):
+            raise ExerciseError(f"Return one True/False per point ({len(want)} here), not {len(got)}.")
+        wrong = next(i for i, (g, w) in enumerate(zip(got, want)) if g != w)
+        why = ("another point is at least as fast and as accurate, and better in one" if not want[wrong]
+               else "no point beats it on both: a tie on one axis only dominates with a strict win on the other")
+        raise ExerciseError(f"Point {wrong} (time {times[wrong]}, accuracy {accuracy[wrong]}) should be "
+                            f"{'on' if want[wrong] else 'off'} the front: {why}.")
+    print("Pareto front: right on all three sets of points, ties included.")
+
+
+def check_layer_effect(student: Callable[[object, int], float]) -> None:
+    """Exercise: mean accuracy over the subsets with `layer` frozen minus over those with it trainable."""
+    import pandas as pd
+
+    from .experiments.oracle import layer_effects
+    from .strategies import subset_name
+
+    rows = [{"strategy": subset_name(i for i in range(3) if m >> i & 1), "seed": s,
+             "test_accuracy": 0.9 - 0.2 * (m >> 2 & 1) - 0.05 * (m & 1) + 0.01 * s} for m in range(8) for s in (0, 1)]
+    rows.append({"strategy": "full", "seed": 0, "test_accuracy": 0.99})  # a rule outside the grid: not a subset
+    frame = pd.DataFrame(rows)
+    frame["frozen"] = [None if r == "full" else tuple(int(i) for i in r.removeprefix("freeze:").split(",") if i)
+                       for r in frame["strategy"]]
+    frame["n_frozen"] = [float("nan") if f is None else len(f) for f in frame["frozen"]]
+    for layer, want in layer_effects(frame)["effect"].items():
+        got = float(student(frame.copy(), layer))
+        if abs(got - want) < 1e-9:
+            continue
+        if abs(got + want) < 1e-9:
+            raise ExerciseError(f"Layer {layer}: the sign is flipped: frozen minus trainable is {want:+.3f}.")
+        raise ExerciseError(f"Layer {layer}: {want:+.3f}, not {got:+.3f}. Use only the subset runs (frozen is not None), "
+                            "split them by whether the layer is in `frozen`, and subtract the two means.")
+    print("layer effect: right for every layer (the rule outside the grid left out).")

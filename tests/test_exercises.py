@@ -159,3 +159,27 @@ def test_two_per_stage_schedule():
     exercises.check_schedule(lambda stage, n: list(range(n - min(n, 2 * stage), n)), group=2)
     with pytest.raises(ExerciseError, match="2 layer\\(s\\) per stage"):
         exercises.check_schedule(lambda stage, n: list(range(n - min(n, stage), n)), group=2)
+
+
+def test_pareto_checker_accepts_a_right_front_and_explains_a_wrong_one():
+    def right(times, accuracy):
+        return [not any(t2 <= t and a2 >= a and (t2 < t or a2 > a) for t2, a2 in zip(times, accuracy))
+                for t, a in zip(times, accuracy)]
+
+    exercises.check_pareto(right)
+    with pytest.raises(ExerciseError, match="should be off the front"):  # forgets that ties on one axis still dominate
+        exercises.check_pareto(lambda t, a: [not any(t2 < x and a2 > y for t2, a2 in zip(t, a)) for x, y in zip(t, a)])
+
+
+def test_layer_effect_checker_catches_a_flipped_sign_and_rules_in_the_grid():
+    def right(frame, layer):
+        grid = frame[frame["frozen"].notna()]
+        has = grid["frozen"].map(lambda f: layer in f)
+        return grid[has]["test_accuracy"].mean() - grid[~has]["test_accuracy"].mean()
+
+    exercises.check_layer_effect(right)
+    with pytest.raises(ExerciseError, match="sign is flipped"):
+        exercises.check_layer_effect(lambda f, layer: -right(f, layer))
+    with pytest.raises(ExerciseError, match="Use only the subset runs"):
+        exercises.check_layer_effect(lambda f, layer: f[f["frozen"].map(lambda s: s is not None and layer in s)]["test_accuracy"].mean()
+                                     - f[f["frozen"].map(lambda s: s is None or layer not in s)]["test_accuracy"].mean())

@@ -67,6 +67,14 @@ CLAIMS = (
           "decoder", "task_accuracy", "hft_paper", "full", "equivalent", 0.05, "Hui et al. 2024"),
     Claim("Head", "on the decoder, lower_half forgets less than full with the tied head trainable in both", "decoder",
           "forgetting_pct", "lower_half, embeddings=trainable", "full", "less", 0.0, "tied-head control"),
+    Claim("LISA", "LISA (2 random layers at a time, embeddings and head always) matches full fine-tuning's accuracy",
+          "oracle", "test_accuracy", "lisa", "full", "equivalent", ACCURACY_MARGIN, "Pan et al. 2024"),
+    Claim("BitFit", "training only the biases matches full fine-tuning's accuracy", "oracle", "test_accuracy",
+          "bitfit", "full", "equivalent", ACCURACY_MARGIN, "Ben Zaken et al. 2022"),
+    Claim("AutoFreeze", "freezing layers once their gradients settle keeps full fine-tuning's accuracy", "oracle",
+          "test_accuracy", "autofreeze", "full", "equivalent", ACCURACY_MARGIN, "Liu et al. 2021"),
+    Claim("Auto-RGN", "rates scaled by relative gradient norm beat full fine-tuning", "oracle", "test_accuracy",
+          "auto_rgn", "full", "greater", 0.0, "Lee et al. 2023"),
 )
 OVERFIT_GAP = 0.10  # full fine-tuning overfits here if its train accuracy exceeds its test accuracy by this much
 

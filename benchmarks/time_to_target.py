@@ -1,0 +1,146 @@
+"""Time to target: how long each strategy trains until validation accuracy first reaches a target, next to its step time.
+
+    HF_HUB_OFFLINE=1 python benchmarks/time_to_target.py                 # ~25 min of CPU time on one core
+    HF_HUB_OFFLINE=1 python benchmarks/time_to_target.py --seeds 0,1,2   # more seeds, more trust
+    python benchmarks/time_to_target.py --quick                          # smoke test: two strategies, a few steps
+
+A cheap step is not a fast model if it needs more of them: what a user waiting for a model feels is the
+time until the model is good enough. Every strategy fine-tunes MiniLM on TREC-6 through `hft_lib.fit` with
+the same data, seed, rate and schedule (spanning `--max-steps`); every `--every` steps a callback scores the
+validation set. Time to target = the summed time of the optimiser steps up to the first check at or above
+`--target` (evaluation time is not counted: it is the same for every strategy). A run that never gets there
+is reported as "not reached".
+
+Clock: on CPU, process CPU time with one torch thread (as `benchmark.py`: steady on a shared machine); on
+CUDA, wall time. Ratios to full fine-tuning are within one run of this script, side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import types
+import warnings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch
+
+import hft_lib as hft
+from hft_lib import training
+from hft_lib.callbacks import BudgetRecorder
+from hft_lib.data import label_names
+from hft_lib.experiments.classification import loaders
+from hft_lib.strategies import check_strategies, prepare, split_strategies
+
+STRATEGIES = "full,lower_half,alternate,hft_paper,lora,lisa,bitfit,autofreeze,auto_rgn,head_only"
+
+
+def run(strategy: str, task, seed: int, args, device: str) -> dict:
+    """One strategy, one seed: validation accuracy every `args.every` steps and the step times."""
+    hft.set_seed(seed)
+    model, tokenizer = hft.load_model("minilm-l6", num_labels=len(label_names(task)))
+    profile = hft.get_profile("quick", batch_size=args.batch_size, lr=args.lr)
+    split = loaders(task, tokenizer, profile, seed)
+    steps = args.max_steps
+    ft, optimizer, own, lr = prepare(strategy, model, profile.lr, seed=seed, total_steps=steps,
+                                     steps_per_round=len(split["train"]))
+    checks = BudgetRecorder(list(range(args.every, steps + 1, args.every)),
+                            lambda m: {"accuracy": hft.evaluate(m, split["validation"])["accuracy"]})
+    epochs = -(-steps // len(split["train"]))
+    history = hft.fit(ft, split["train"], None, epochs=epochs, lr=lr, max_steps=steps, optimizer=optimizer,
+                      callbacks=[*own, checks], progress=False, config=hft.FitConfig(seed=seed, device=device))
+    times = [s["time_s"] for s in history.steps]
+    reached = next((row for row in checks.rows if row["accuracy"] >= args.target), None)
+    return {"strategy": strategy, "seed": seed, "step_s": statistics.median(times[1:] or times),
+            "steps_to_target": reached["steps"] if reached else None,
+            "time_to_target_s": sum(times[:reached["steps"]]) if reached else None,
+            "best_accuracy": max(row["accuracy"] for row in checks.rows), "curve": [row["accuracy"] for row in checks.rows]}
+
+
+def summarise(runs: list[dict]) -> dict | None:
+    """One strategy's seeds: median step time, steps to target per seed, mean time to target (None unless every seed got there)."""
+    if not runs:
+        return None
+    reached = [r["time_to_target_s"] for r in runs if r["time_to_target_s"] is not None]
+    ttt = statistics.mean(reached) if len(reached) == len(runs) else None
+    missed = len(runs) - len(reached)
+    return {"step": statistics.median(r["step_s"] for r in runs), "ttt": ttt,
+            "ttt_text": f"{ttt:.0f}" if ttt is not None else f"not reached in {missed} of {len(runs)}",
+            "steps": ", ".join(str(r["steps_to_target"] or "not reached") for r in runs),
+            "best": statistics.mean(r["best_accuracy"] for r in runs)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--strategies", default=STRATEGIES, help="comma-separated registry names (freeze:0,2 too)")
+    parser.add_argument("--target", type=float, default=0.80, help="validation accuracy to reach (default 0.80)")
+    parser.add_argument("--max-steps", type=int, default=100, help="steps per run; the schedule spans them (default 100)")
+    parser.add_argument("--every", type=int, default=10, help="steps between validation checks (default 10)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    parser.add_argument("--train-size", type=int, default=640)
+    parser.add_argument("--val-size", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: full and lower_half, 12 steps, small data")
+    parser.add_argument("--json", default=None, help="also write the settings and every run to this file (notebook 7 reads "
+                                                     "benchmarks/results/time_to_target-cpu.json)")
+    args = parser.parse_args(argv)
+    strategies = check_strategies(split_strategies(args.strategies))  # a bad name fails before anything loads
+    if args.quick:
+        strategies, args.max_steps, args.every, args.train_size, args.val_size = ["full", "lower_half"], 12, 4, 96, 48
+    seeds = [int(s) for s in args.seeds.split(",")]
+    sys.stdout.reconfigure(line_buffering=True)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    device = str(hft.get_device(args.device))
+    if device == "cpu":  # CPU time of one thread: compute alone, steady when other jobs share the machine
+        torch.set_num_threads(1)
+        training.time = types.SimpleNamespace(perf_counter=time.process_time)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True).stdout.strip()
+    gpu = torch.cuda.get_device_name() if device.startswith("cuda") else "none"
+    if args.json and os.path.exists(args.json):  # a recorded result is not overwritten by accident
+        parser.error(f"{args.json} exists; move it away or pass another --json path.")
+    print(f"# time to target: MiniLM-L6 on TREC-6, {args.train_size} train / {args.val_size} validation, batch "
+          f"{args.batch_size}, lr {args.lr:g}, {args.max_steps} steps, check every {args.every}; target {args.target:.2f}; "
+          f"seeds {args.seeds}; {platform.machine()}, GPU {gpu}, torch {torch.__version__}, commit {commit or '?'}; "
+          f"clock {'CPU time, 1 thread' if device == 'cpu' else 'wall'}")
+    start = time.perf_counter()
+    rows = []
+    for seed in seeds:
+        task = hft.load_task("trec6", args.train_size, args.val_size, 1, seed=seed)
+        for strategy in strategies:
+            row = run(strategy, task, seed, args, device)
+            rows.append(row)
+            got = f"{row['time_to_target_s']:.0f} s ({row['steps_to_target']} steps)" if row["steps_to_target"] else "not reached"
+            print(f"seed {seed} {strategy}: step {row['step_s'] * 1e3:.0f} ms; to target {got}; best {row['best_accuracy']:.3f}")
+    print("\n| strategy | step ms | step / full | steps to target (per seed) | time to target s (mean) | time to target / full "
+          "| best validation accuracy (mean) |")
+    print("|---|---:|---:|---|---:|---:|---:|")
+    full = summarise([r for r in rows if r["strategy"] == "full"])
+    for strategy in strategies:
+        mine = summarise([r for r in rows if r["strategy"] == strategy])
+        step_vs = f"{mine['step'] / full['step']:.2f}" if full else "-"
+        ttt_vs = f"{mine['ttt'] / full['ttt']:.2f}" if full and full["ttt"] and mine["ttt"] else "-"
+        print(f"| {strategy} | {mine['step'] * 1e3:.0f} | {step_vs} | {mine['steps']} | {mine['ttt_text']} | {ttt_vs} "
+              f"| {mine['best']:.3f} |")
+    print(f"\ntotal {time.perf_counter() - start:.0f} s")
+    if args.json:
+        settings = {k: v for k, v in vars(args).items() if k != "json"}
+        meta = {"machine": platform.machine(), "cpu_count": os.cpu_count(), "gpu": gpu, "torch": torch.__version__,
+                "commit": commit, "clock": "cpu time, 1 thread" if device == "cpu" else "wall", "date": time.strftime("%Y-%m-%d %H:%M %z"),
+                "wall_s": round(time.perf_counter() - start)}
+        with open(args.json, "w") as f:
+            json.dump({"settings": settings, "provenance": meta, "runs": rows}, f, indent=1)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
