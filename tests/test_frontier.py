@@ -29,7 +29,7 @@ def test_every_cost_measure_sizes_and_colours_the_points():
     for cost, label in COSTS.items():
         ax = plot_model(frame, "dec", cost=cost)
         assert ax.figure.axes[-1].get_ylabel() == label  # the colour bar names the cost shown
-        assert "8 steps" in ax.get_title() and "most accurate lora" in ax.get_title()
+        assert "8 steps" in ax.get_title() and "most accurate: lora" in ax.get_title()
         plt.close(ax.figure)
     with pytest.raises(ValueError, match="Unknown cost"):
         plot_model(frame, "dec", cost="price")

@@ -53,7 +53,8 @@ def test_map_draws_one_column_per_pattern_and_titles_the_finding():
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["full", "lower_half", "alternate"]
     assert len(ax.patches) == 3 * 8  # embeddings + 6 layers + head per column
-    assert "alternate" in ax.get_title() and "2 frozen layers" in ax.get_title()
+    title = fig.texts[0].get_text()  # a figure title: one column keeps its width whatever the title's length
+    assert "alternate" in title and "2 frozen layers" in title
 
 
 def test_custom_layers_are_parsed_and_bad_ones_explained():
@@ -104,3 +105,34 @@ def test_unfreezing_maps_show_stage_boundaries_and_the_first_layer_of_each_direc
     assert "bottom_up: layer 0 first" in fig._suptitle.get_text() and "top_down: layer 3 first" in fig._suptitle.get_text()
     fig = plots.plot_training_curves(histories)
     assert len([line for line in fig.axes[0].lines if line.get_linestyle() == ":"]) == 4  # one per stage boundary
+
+
+def _inside(inner, outer) -> bool:
+    return outer.x0 <= inner.x0 and inner.x1 <= outer.x1 and outer.y0 <= inner.y0 and inner.y1 <= outer.y1
+
+
+def test_a_single_pattern_map_keeps_its_cells_wide_enough_for_their_counts():
+    fig = draw_freeze_map(tiny_bert(layers=6), "alternate")
+    renderer = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    cell_width = ax.transData.transform((0.9, 0))[0] - ax.transData.transform((0, 0))[0]
+    counts = [t for t in ax.texts if "/" in t.get_text()]
+    assert counts and all(t.get_window_extent(renderer).width < cell_width for t in counts)
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= ax.get_window_extent(renderer).x1  # beside the map, not over it
+    assert _inside(fig.texts[0].get_window_extent(renderer), fig.bbox)  # the title is not cut off
+
+
+def test_trade_off_labels_stay_inside_the_axes_and_clear_of_each_other():
+    import pandas as pd
+
+    from hft_lib.viz.tradeoff import plot_quality_retention
+
+    frame = pd.DataFrame({"strategy": ["full", "alternate", "alternate_odd", "hft_paper", "lower_half", "upper_half"],
+                          "q": [0.88, 0.82, 0.84, 0.81, 0.83, 0.62], "r": [103, 104, 101, 105.5, 110, 82],
+                          "cost": [1.0, 0.6, 0.6, 0.9, 0.4, 0.6]})
+    ax = plot_quality_retention(frame, "q", "r", "cost")
+    renderer = ax.figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert len(boxes) == 6 and all(_inside(b, ax.get_window_extent(renderer)) for b in boxes)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

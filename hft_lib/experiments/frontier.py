@@ -120,7 +120,7 @@ def plot_model(frame: pd.DataFrame, model: str, budget: str | None = None, highl
         ax.scatter([row["quality"]], [row["retention"]], s=700, facecolors="none", edgecolors="red", linewidths=2)
     best = runs.loc[runs["quality"].idxmax(), "strategy"]
     keeps = runs.loc[runs["retention"].idxmax(), "strategy"]
-    ax.set_title(f"{model}, {budget}: most accurate {best}, keeps most {keeps}")
+    ax.set_title(f"{model}, {budget}\nmost accurate: {best}; keeps most: {keeps}", fontsize=10)
     return ax
 
 

@@ -12,14 +12,44 @@ def plot_quality_retention(frame, quality: str, retention: str, cost: str, ax=No
     costs = frame[cost].astype(float)
     sizes = 60 + 440 * (costs - costs.min()) / max(costs.max() - costs.min(), 1e-12)
     points = ax.scatter(frame[quality], frame[retention], s=sizes, c=costs, cmap="viridis", alpha=0.8, edgecolors="k")
-    for _, row in frame.iterrows():
-        ax.annotate(row["strategy"], (row[quality], row[retention]), textcoords="offset points", xytext=(6, 6), fontsize=9)
-    ax.figure.colorbar(points, ax=ax, label=cost_label or cost)
+    ax.figure.colorbar(points, ax=ax, label=cost_label or cost)  # first: it takes its room from the axes
     ax.set_xlabel(quality_label or quality)
     ax.set_ylabel(retention_label or retention)
     if title:
         ax.set_title(title)
+    ax.margins(x=0.25, y=0.15)  # room for the labels inside the axes
+    place_labels(ax, frame[quality], frame[retention], frame["strategy"], sizes=sizes)
     return ax
+
+
+OFFSETS = [(7, 7), (7, -14), (-7, 7), (-7, -14), (10, -3), (-10, -3), (0, 14), (0, -20), (14, 16), (-14, -26)]
+
+
+def place_labels(ax, xs, ys, labels, fontsize: int = 9, sizes=None) -> list:
+    """Label points without overlaps: each label takes the first offset where it lies inside the axes (not under a
+    colour bar) and clear of the labels placed before it and of the other points' markers (`sizes`: scatter's s, in
+    points squared); with no such offset, the first one."""
+    from matplotlib.transforms import Bbox
+
+    renderer = ax.figure.canvas.get_renderer()
+    ax.figure.canvas.draw_idle()
+    inside, placed, texts = ax.get_window_extent(renderer), [], []
+    centres = ax.transData.transform(list(zip(xs, ys)))
+    radii = [(s ** 0.5 / 2) * ax.figure.dpi / 72 for s in (sizes if sizes is not None else [36] * len(centres))]
+    markers = [Bbox.from_extents(cx - r, cy - r, cx + r, cy + r) for (cx, cy), r in zip(centres, radii)]
+    for i, (x, y, label) in enumerate(zip(xs, ys, labels)):
+        others = placed + [m for j, m in enumerate(markers) if j != i]
+        for n, (dx, dy) in enumerate([*OFFSETS, OFFSETS[0]]):
+            text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=fontsize,
+                               ha="left" if dx >= 0 else "right")
+            box = text.get_window_extent(renderer)
+            fits = inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1
+            if n == len(OFFSETS) or (fits and not any(box.overlaps(other) for other in others)):
+                placed.append(box)
+                texts.append(text)
+                break
+            text.remove()
+    return texts
 
 
 def save_decoder_comparison(frame, path) -> None:

@@ -92,7 +92,12 @@ def draw_freeze_map(model: nn.Module, patterns: FreezePattern | Sequence[FreezeP
         patterns = [patterns]
     plans = [freeze_plan(model, p, embeddings) for p in patterns]
     n_parts = len(plans[0])
-    fig, ax = plt.subplots(figsize=(1.2 + 2.4 * len(plans), 1.0 + 0.32 * n_parts))
+    # Fixed margins in inches (not tight_layout): one column keeps its width however long the names, title and legend.
+    left, column, legend, top, bottom, row = 1.8, 2.4, 2.6, 1.0, 0.75, 0.34
+    width, height = left + column * len(plans) + legend, top + bottom + row * n_parts
+    fig, ax = plt.subplots(figsize=(width, height))
+    fig.subplots_adjust(left=left / width, right=(left + column * len(plans)) / width, top=1 - top / height,
+                        bottom=bottom / height)
     for col, plan in enumerate(plans):
         for row, (part, info) in enumerate(plan.iterrows()):
             ax.add_patch(plt.Rectangle((col + 0.05, row + 0.05), 0.9, 0.9, color=STATE_COLORS[info["state"]], ec="white"))
@@ -100,8 +105,9 @@ def draw_freeze_map(model: nn.Module, patterns: FreezePattern | Sequence[FreezeP
                 ax.text(col + 0.5, row + 0.5, f"{_short(info['trainable'])} / {_short(info['parameters'])}",
                         ha="center", va="center", fontsize=7)
         c = plan_counts(plan)
-        ax.text(col + 0.5, -0.15, f"{c['trainable_pct']:.1f}% trainable\nbackward: {c['backward_layers']}/"
-                f"{c['n_layers']} layers", ha="center", va="top", fontsize=8)
+        ax.annotate(f"{c['trainable_pct']:.1f}% trainable\nbackward: {c['backward_layers']}/{c['n_layers']} layers",
+                    (col + 0.5, 0), xytext=(0, -4), textcoords="offset points", ha="center", va="top", fontsize=8,
+                    annotation_clip=False)
     names = list(plans[0].index)
     step = 1 if n_parts <= 16 else max(1, n_parts // 12)
     ticks = sorted({*range(0, n_parts, step), n_parts - 1})
@@ -109,7 +115,7 @@ def draw_freeze_map(model: nn.Module, patterns: FreezePattern | Sequence[FreezeP
     ax.set_xticks([c + 0.5 for c in range(len(plans))], [p.attrs["pattern"] for p in plans])
     ax.xaxis.tick_top()
     ax.set_xlim(0, len(plans))
-    ax.set_ylim(-0.9, n_parts)
+    ax.set_ylim(0, n_parts)
     ax.set_ylabel("part of the model (input at the bottom)")
     for side in ("right", "bottom", "left"):
         ax.spines[side].set_visible(False)
@@ -120,8 +126,7 @@ def draw_freeze_map(model: nn.Module, patterns: FreezePattern | Sequence[FreezeP
         k = plan_counts(deepest)["pass_through_layers"]
         title = (f"{deepest.attrs['pattern']}: gradients cross {k} frozen layer{'s' * (k != 1)} to reach trainable ones"
                  if k else "No frozen layer sits on the gradient path")
-    ax.set_title(title, fontsize=10, pad=22)
-    fig.tight_layout()
+    fig.suptitle(title, fontsize=10, y=1 - 0.12 / height, va="top")
     return fig
 
 
