@@ -150,6 +150,7 @@ def benchmark_model(model_name: str, device: str, quick: bool) -> list[dict]:
         strategies.append(Strategy(name, ft, [p.requires_grad for p in base.parameters()], hft.build_optimizer(ft, LR), cal))
     paper = hft_paper_strategy(base, cal)
     strategies += [paper] if paper else []
+    strategies += data_driven_strategies(base, cal)
     lora = make_lora(model_name, device)
     if lora is not None:  # its own model: its forward (adapters included) is timed on it; backward and optimizer as the base's
         lora_forward = costmodel.measure_forward(lora.model, batches[0], repeats=2 if quick else 5, amp=amp, clock=CLOCK)
@@ -193,6 +194,30 @@ def hft_paper_strategy(base, cal: costmodel.Calibration) -> Strategy | None:
     ft = hft.Finetuner(base, "full", verbose=False)
     apply_hft_paper(ft, seed=0)
     return Strategy("hft paper half (one draw)", ft, [p.requires_grad for p in base.parameters()], hft.build_optimizer(ft, LR), cal)
+
+
+def data_driven_strategies(base, cal: costmodel.Calibration) -> list[Strategy]:
+    """LISA's trainable set in one round (2 drawn layers + embeddings + head: its redraw every 20 steps is not in the
+    step), the module-kind rules (BitFit, attention or feed-forward only) and Auto-RGN (everything trains; its
+    per-tensor rate scaling runs every step, so the cost model's full step is its prediction)."""
+    from hft_lib.auto_rgn import AutoRGN
+    from hft_lib.lisa import ACTIVE_LAYERS, draw_active
+    from hft_lib.strategies import prepare
+
+    n = len(find_layer_stack(base))
+    active = draw_active(n, ACTIVE_LAYERS, seed=0, round_=0)
+    out = []
+    lisa = hft.Finetuner(base, [i for i in range(n) if i not in active], embeddings="trainable", verbose=False)
+    out.append(Strategy(f"lisa (one round: layers {', '.join(map(str, active))} + embeddings + head)", lisa,
+                        [p.requires_grad for p in base.parameters()], hft.build_optimizer(lisa, LR), cal))
+    for name in ("bitfit", "attention_only", "ffn_only"):
+        ft = prepare(name, base, LR).ft
+        out.append(Strategy(name, ft, [p.requires_grad for p in base.parameters()], hft.build_optimizer(ft, LR), cal))
+    ft = hft.Finetuner(base, "full", verbose=False)
+    rgn = AutoRGN(ft)
+    out.append(Strategy("auto_rgn (per-tensor rates every step)", ft, [p.requires_grad for p in base.parameters()],
+                        rgn.build_optimizer(LR, 0.01, None), cal, callbacks=[rgn]))
+    return out
 
 
 def print_table(rows: list[dict]) -> None:

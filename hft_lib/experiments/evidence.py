@@ -73,8 +73,9 @@ CLAIMS = (
           "bitfit", "full", "equivalent", ACCURACY_MARGIN, "Ben Zaken et al. 2022"),
     Claim("AutoFreeze", "freezing layers once their gradients settle keeps full fine-tuning's accuracy", "oracle",
           "test_accuracy", "autofreeze", "full", "equivalent", ACCURACY_MARGIN, "Liu et al. 2021"),
-    Claim("Auto-RGN", "rates scaled by relative gradient norm beat full fine-tuning", "oracle", "test_accuracy",
-          "auto_rgn", "full", "greater", 0.0, "Lee et al. 2023"),
+    Claim("Auto-RGN", "rates scaled by relative gradient norm match full fine-tuning's accuracy (the paper's gains are "
+          "under distribution shift, which TREC-6 is not)", "oracle", "test_accuracy", "auto_rgn", "full", "equivalent",
+          ACCURACY_MARGIN, "Lee et al. 2023"),
 )
 OVERFIT_GAP = 0.10  # full fine-tuning overfits here if its train accuracy exceeds its test accuracy by this much
 
