@@ -136,3 +136,12 @@ def test_trade_off_labels_stay_inside_the_axes_and_clear_of_each_other():
     boxes = [t.get_window_extent(renderer) for t in ax.texts]
     assert len(boxes) == 6 and all(_inside(b, ax.get_window_extent(renderer)) for b in boxes)
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_a_widget_saved_without_its_javascript_reads_as_a_sentence_not_a_vbox_repr():
+    pytest.importorskip("ipywidgets")
+    picker = freeze_pattern_picker(tiny_bert(layers=4))
+    data = picker._repr_mimebundle_()
+    assert data["text/plain"].startswith("[The freeze-pattern picker") and "VBox" not in data["text/plain"]
+    assert "application/vnd.jupyter.widget-view+json" in data  # a live kernel still gets the widget
+    plt.close("all")

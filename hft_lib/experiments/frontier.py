@@ -131,11 +131,15 @@ def explorer(frame: pd.DataFrame):
     import matplotlib.pyplot as plt
     from IPython.display import clear_output, display
 
+    from ..viz.widgets import with_text_fallback
+
     models = list(dict.fromkeys(frame["model"]))
-    model = widgets.Dropdown(options=models, description="model")
-    strategy = widgets.Dropdown(description="strategy")
-    budget = widgets.Dropdown(description="budget")
-    cost = widgets.Dropdown(options=[(label, column) for column, label in COSTS.items() if column in frame], description="cost")
+    whole = {"style": {"description_width": "initial"}}  # the labels are shown in full, not cut to a fixed width
+    model = widgets.Dropdown(options=models, description="model", **whole)
+    strategy = widgets.Dropdown(description="strategy", layout=widgets.Layout(width="max-content"), **whole)
+    budget = widgets.Dropdown(description="budget", **whole)
+    cost = widgets.Dropdown(options=[(label, column) for column, label in COSTS.items() if column in frame], description="cost",
+                            layout=widgets.Layout(width="max-content"), **whole)
     out = widgets.Output()
     updating = False  # while the menus are refilled for a new model, their changes draw nothing
 
@@ -165,4 +169,7 @@ def explorer(frame: pd.DataFrame):
         control.observe(render, names="value")
     options()
     render()
-    return widgets.VBox([widgets.HBox([model, strategy, budget, cost]), out])
+    return with_text_fallback(widgets.VBox([widgets.HBox([model, strategy, budget, cost],
+                                                         layout=widgets.Layout(flex_flow="row wrap")), out]),
+                              "[The strategy explorer: it needs a running kernel with ipywidgets (a trusted notebook, "
+                              "JupyterLab or Colab). Here it cannot run; the static chart after it shows one choice.]")

@@ -130,6 +130,19 @@ def draw_freeze_map(model: nn.Module, patterns: FreezePattern | Sequence[FreezeP
     return fig
 
 
+def with_text_fallback(widget, text: str):
+    """Give `widget` a readable text/plain form: what a page without the widget's JavaScript shows (GitHub, an
+    untrusted notebook, a saved notebook opened without a kernel) instead of one line of `VBox(children=(...`."""
+    original = widget._repr_mimebundle_
+
+    def bundle(**kwargs):
+        data = original(**kwargs)
+        return {**data, "text/plain": text} if isinstance(data, dict) else data
+
+    widget._repr_mimebundle_ = bundle
+    return widget
+
+
 def parse_layers(text: str, n_layers: int) -> list[int]:
     """Layer indices from text such as "0, 2, 4" (what the picker's custom box accepts)."""
     try:
@@ -179,4 +192,6 @@ def freeze_pattern_picker(model: nn.Module, default: str = "alternate", patterns
     for control in (choice, custom, emb):
         control.observe(redraw, names="value")
     redraw()
-    return w.VBox([w.HBox([choice, custom]), emb, out])
+    return with_text_fallback(w.VBox([w.HBox([choice, custom]), emb, out]),
+                              "[The freeze-pattern picker: it needs a running kernel with ipywidgets (a trusted notebook, "
+                              "JupyterLab or Colab). Here it cannot run; the static map after it shows one choice.]")
