@@ -162,7 +162,7 @@ def explorer(frame: pd.DataFrame):
             plot_model(frame, model.value, budget.value, highlight=strategy.value, cost=cost.value)
             plt.show()
             row = frame[(frame["model"] == model.value) & (frame["strategy"] == strategy.value) & (frame["budget"] == budget.value)]
-            display(row.drop(columns=["model"]).round(3))
+            display(row.drop(columns=["model", "quality_seeds", "retention_seeds"], errors="ignore").round(3))
 
     model.observe(options, names="value")
     for control in (model, strategy, budget, cost):

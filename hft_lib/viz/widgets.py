@@ -170,9 +170,10 @@ def freeze_pattern_picker(model: nn.Module, default: str = "alternate", patterns
         draw_freeze_map(model, default)
         return None
     n_layers = len(find_layer_stack(model))
-    choice = w.Dropdown(options=[*patterns, "custom"], value=default, description="pattern")
-    custom = w.Text(value="0, 2, 4", description="custom layers", placeholder="frozen layer indices, e.g. 0, 2, 4")
-    emb = w.ToggleButtons(options=list(EMBEDDING_CHOICES), value="auto", description="embeddings")
+    whole = {"style": {"description_width": "initial"}}  # labels in full, not cut to a fixed width
+    choice = w.Dropdown(options=[*patterns, "custom"], value=default, description="pattern", **whole)
+    custom = w.Text(value="0, 2, 4", description="custom layers", placeholder="frozen layer indices, e.g. 0, 2, 4", **whole)
+    emb = w.ToggleButtons(options=list(EMBEDDING_CHOICES), value="auto", description="embeddings", **whole)
     out = w.Output()
 
     def redraw(*_):
