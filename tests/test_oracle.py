@@ -81,3 +81,12 @@ def test_no_subset_runs_is_a_clear_error():
     frame = synthetic()
     with pytest.raises(ValueError, match="No layer-subset runs"):
         oracle.layer_effects(frame[frame["frozen"].isna()])
+
+
+def test_the_readme_summary_names_the_planted_layer_and_every_rule():
+    frame = synthetic(costly=2)
+    frame["failed"] = False
+    text = oracle.markdown(frame)
+    assert "Freezing layer 2 costs most" in text and "Of the spread between the 64 subsets" in text
+    rules = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| rule")]
+    assert len(rules) == len(oracle.against_best(frame)) and any(line.startswith("| lisa |") for line in rules)

@@ -184,6 +184,10 @@ def readme_block(out: str | Path = RESULTS, profile: str = "quick") -> str:
         if not ResultsStore(out, EXPERIMENTS[experiment], profile).csv.exists():
             continue
         parts += [f"**{experiment}**: {EXPERIMENTS[experiment].question}", "", summary_markdown(experiment, metrics, out, profile), ""]
+    if ResultsStore(out, EXPERIMENTS["oracle"], profile).csv.exists():
+        from . import oracle
+
+        parts += [oracle.markdown(oracle.load(load_results("oracle", profile, out))), ""]
     heading = "**Verdicts** (paired over the same seeds; MDE: the smallest true difference these seeds detect 80 % of the time):"
     parts += [heading, "", markdown(verdicts(out, profile))]
     return "\n".join(parts)

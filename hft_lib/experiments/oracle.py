@@ -143,3 +143,30 @@ def choose_frame(frame: pd.DataFrame) -> pd.DataFrame:
                      "quality_seeds": tuple(runs["test_accuracy"]), "retention_seeds": tuple(runs["retention_cc"]),
                      "n": len(runs), **{k: runs[k].mean() for k in RUN_COSTS}})
     return _relative_cost(pd.DataFrame(rows))
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """The oracle's findings for the README: best subset, count or which, the costliest layer, the rules against the best."""
+    from .sweep import EXPERIMENTS
+
+    shares, effects, against = count_or_which(frame), layer_effects(frame), against_best(frame)
+    costly = effects["effect"].idxmin()
+    row = effects.loc[costly]
+    table = summary(frame)
+    best = against["reference"].iloc[0]
+    lines = [f"**oracle**: {EXPERIMENTS['oracle'].question}", "",
+             f"Best subset: `{best}` (test accuracy {against['reference_mean'].iloc[0]:.3f}; picked on the same seeds it is "
+             f"scored on, so an optimistic target). Of the spread between the {shares['subsets']} subsets' means, the number "
+             f"of frozen layers explains {shares['count']:.0%} and which layers (an additive model) {shares['which']:.0%}; "
+             f"seed noise alone would give {shares['noise']:.0%}. Freezing layer {costly} costs most: "
+             f"{100 * row['effect']:+.1f} points [{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}] (mean over the 32 "
+             f"subsets with and without it).", "",
+             "| rule | test accuracy | against the best subset, paired (points) | s per step | retention, above chance (%) | failed runs |",
+             "|---|---:|---:|---:|---:|---:|"]
+    failed = frame.groupby("strategy")["failed"].sum() if "failed" in frame else {}
+    for strategy, r in against.iterrows():
+        t = table.loc[strategy]
+        lines.append(f"| {r['label']} | {t['test_accuracy']:.3f} | {100 * r['diff']:+.1f} [{100 * r['ci_low']:+.1f}, "
+                     f"{100 * r['ci_high']:+.1f}] | {t['step_time_s']:.2f} | {t['retention_cc']:.1f} | "
+                     f"{int(failed.get(strategy, 0))} |")
+    return "\n".join(lines)

@@ -69,7 +69,7 @@ def plot_front(table: pd.DataFrame, x: str = "step_time_s", y: str = "test_accur
     ax.set_xlabel(METRICS.get(x, x) + (" (lower is better)" if lower_x else " (higher is better)"))
     ax.set_ylabel(METRICS.get(y, y) + ", mean over seeds")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.25, 0.5), title="rules (95 % intervals)", title_fontsize=8)
-    ax.set_title(title or f"{METRICS.get(y, y)} against {METRICS.get(x, x)}: the 64 subsets and the rules")
+    ax.set_title(title or f"The {len(grid)} subsets (dots) and the rules (markers)", fontsize=11)
     ax.figure.tight_layout()
     return ax.figure
 
