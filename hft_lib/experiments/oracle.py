@@ -154,13 +154,13 @@ def markdown(frame: pd.DataFrame) -> str:
     row = effects.loc[costly]
     table = summary(frame)
     best = against["reference"].iloc[0]
-    lines = [f"**oracle**: {EXPERIMENTS['oracle'].question}", "",
-             f"Best subset: `{best}` (test accuracy {against['reference_mean'].iloc[0]:.3f}; picked on the same seeds it is "
-             f"scored on, so an optimistic target). Of the spread between the {shares['subsets']} subsets' means, the number "
-             f"of frozen layers explains {shares['count']:.0%} and which layers (an additive model) {shares['which']:.0%}; "
-             f"seed noise alone would give {shares['noise']:.0%}. Freezing layer {costly} costs most: "
-             f"{100 * row['effect']:+.1f} points [{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}] (mean over the 32 "
-             f"subsets with and without it).", "",
+    finding = (f"Best subset: `{best}` (test accuracy {against['reference_mean'].iloc[0]:.3f}; picked on the same seeds it is "
+               f"scored on, so an optimistic target). Of the spread between the {shares['subsets']} subsets' means, the number "
+               f"of frozen layers explains {shares['count']:.0%} and which layers (an additive model) {shares['which']:.0%}; "
+               f"seed noise alone would give {shares['noise']:.0%}. Freezing layer {costly} costs most: "
+               f"{100 * row['effect']:+.1f} points [{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}] (mean over the 32 "
+               f"subsets with and without it).")
+    lines = [f"**oracle**: {EXPERIMENTS['oracle'].question}", "", finding, "",
              "| rule | test accuracy | against the best subset, paired (points) | s per step | retention, above chance (%) | failed runs |",
              "|---|---:|---:|---:|---:|---:|"]
     failed = frame.groupby("strategy")["failed"].sum() if "failed" in frame else {}
