@@ -47,3 +47,14 @@ def test_stored_frozen_strategies_trained_what_they_should():
     assert share.loc["lower_half", "min"] == share.loc["upper_half", "min"] == share.loc["alternate_odd", "min"]
     head_only = frame[frame["variant"] == "head_only"]
     assert (head_only["retention_cc"] == 100).all()  # its encoder is untouched, so the probes score exactly the same
+
+
+def test_a_rule_that_froze_nothing_is_not_called_equivalent(tmp_path):
+    claim = next(c for c in evidence.CLAIMS if c.id == "AutoFreeze")
+    import pandas as pd
+
+    frame = pd.DataFrame({"variant": ["autofreeze", "full"] * 3, "seed": [0, 0, 1, 1, 2, 2], "test_accuracy": [0.8] * 6,
+                          "trainable_pct": [100.0] * 6})
+    assert evidence._precondition(claim, frame).startswith("not testable here: autofreeze froze nothing")
+    frame.loc[frame["variant"] == "autofreeze", "trainable_pct"] = [100.0, 60.0, 100.0]
+    assert evidence._precondition(claim, frame) is None

@@ -72,7 +72,8 @@ CLAIMS = (
     Claim("BitFit", "training only the biases matches full fine-tuning's accuracy", "oracle", "test_accuracy",
           "bitfit", "full", "equivalent", ACCURACY_MARGIN, "Ben Zaken et al. 2022"),
     Claim("AutoFreeze", "freezing layers once their gradients settle keeps full fine-tuning's accuracy", "oracle",
-          "test_accuracy", "autofreeze", "full", "equivalent", ACCURACY_MARGIN, "Liu et al. 2021"),
+          "test_accuracy", "autofreeze", "full", "equivalent", ACCURACY_MARGIN, "Liu et al. 2021",
+          precondition="candidate_froze"),
     Claim("Auto-RGN", "rates scaled by relative gradient norm match full fine-tuning's accuracy (the paper's gains are "
           "under distribution shift, which TREC-6 is not)", "oracle", "test_accuracy", "auto_rgn", "full", "equivalent",
           ACCURACY_MARGIN, "Lee et al. 2023"),
@@ -82,6 +83,10 @@ OVERFIT_GAP = 0.10  # full fine-tuning overfits here if its train accuracy excee
 
 def _precondition(claim: Claim, frame: pd.DataFrame) -> str | None:
     """Why the claim cannot be tested in this regime, or None."""
+    if claim.precondition == "candidate_froze":
+        share = frame.loc[frame["variant"] == claim.candidate, "trainable_pct"]
+        if (share >= 100).all():
+            return f"not testable here: {claim.candidate} froze nothing within this budget (it ran as full fine-tuning)"
     if claim.precondition == "full_overfits":
         gap = frame.loc[frame["variant"] == claim.reference, "train_test_gap"].mean()
         if gap < OVERFIT_GAP:
