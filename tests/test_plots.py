@@ -68,3 +68,19 @@ def test_variants_plot_clips_accuracy_to_its_range():
                             "test_accuracy_high": [1.1, 0.7]}, index=["full", "lower_half"])
     ax = plot_variants(summary, baseline=0.2).axes[0]
     assert ax.get_ylim() == (0, 1) and "5 seeds" in ax.get_title()
+
+
+def test_the_forest_plot_lays_out_a_long_verdict_without_a_warning():
+    import warnings
+
+    import pandas as pd
+
+    from hft_lib.viz.evidence import plot_claims
+
+    why = "not testable here: autofreeze froze nothing within this budget (it ran as full fine-tuning)"
+    table = pd.DataFrame([{"claim": "AutoFreeze", "candidate": "autofreeze", "reference": "full", "metric": "test_accuracy",
+                           "diff": 0.0, "ci_low": 0.0, "ci_high": 0.0, "margin": 0.02, "verdict": why}] * 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Tight layout not applied" would fail a notebook under nbval (stderr differs)
+        fig = plot_claims(table)
+    assert all(t.get_text().startswith("not testable here (") for t in fig.axes[0].texts)

@@ -23,8 +23,10 @@ def plot_claims(table: pd.DataFrame, ax=None, title: str | None = None):
                     color=colour, capsize=4)
         if r.margin:
             ax.fill_betweenx([y - 0.3, y + 0.3], -r.margin * scale, r.margin * scale, color="tab:blue", alpha=0.15, lw=0)
-        ax.annotate(f"{r.verdict} ({unit})", (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=8,
-                    color=colour, annotation_clip=False)
+        verdict = r.verdict.split(":")[0]  # "not testable here: why" -> the why is in the verdict table
+        note = ax.annotate(f"{verdict} ({unit})", (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=8,
+                           color=colour, annotation_clip=False)
+        note.set_in_layout(False)  # placed in the margin kept free below, not squeezed into by tight_layout
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(range(len(table)), [f"{r.claim}: {r.candidate} vs {r.reference}" for r in table.itertuples()], fontsize=8)
     ax.invert_yaxis()
