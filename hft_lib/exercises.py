@@ -301,16 +301,13 @@ def check_layer_effect(student: Callable[[object, int], float]) -> None:
     """Exercise: mean accuracy over the subsets with `layer` frozen minus over those with it trainable."""
     import pandas as pd
 
-    from .experiments.oracle import layer_effects
+    from .experiments.oracle import layer_effects, load
     from .strategies import subset_name
 
     rows = [{"strategy": subset_name(i for i in range(3) if m >> i & 1), "seed": s,
              "test_accuracy": 0.9 - 0.2 * (m >> 2 & 1) - 0.05 * (m & 1) + 0.01 * s} for m in range(8) for s in (0, 1)]
     rows.append({"strategy": "full", "seed": 0, "test_accuracy": 0.99})  # a rule outside the grid: not a subset
-    frame = pd.DataFrame(rows)
-    frame["frozen"] = [None if r == "full" else tuple(int(i) for i in r.removeprefix("freeze:").split(",") if i)
-                       for r in frame["strategy"]]
-    frame["n_frozen"] = [float("nan") if f is None else len(f) for f in frame["frozen"]]
+    frame = load(pd.DataFrame(rows))  # adds frozen, n_frozen and label, as for the stored runs
     for layer, want in layer_effects(frame)["effect"].items():
         got = float(student(frame.copy(), layer))
         if abs(got - want) < 1e-9:

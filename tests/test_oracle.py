@@ -10,6 +10,7 @@ import pytest
 
 from hft_lib.experiments import oracle
 from hft_lib.experiments.sweep import EXPERIMENTS
+from hft_lib.strategies import subset_name
 from hft_lib.viz.oracle import plot_front, plot_layer_effects, plot_map
 
 
@@ -33,6 +34,17 @@ def test_named_rules_are_found_among_the_subsets():
     labels = dict(zip(frame["strategy"], frame["label"]))
     assert labels["freeze:0,1,2"] == "lower_half (freeze:0,1,2)" and labels["freeze:1,3,5"] == "alternate_odd (freeze:1,3,5)"
     assert labels["lisa"] == "lisa" and frame.loc[frame["strategy"] == "freeze:", "n_frozen"].iloc[0] == 0
+
+
+def test_named_rules_follow_the_grid_size():
+    """A 12-layer grid's lower half is layers 0-5, not the 6-layer model's 0-2 (the names were hard-coded once)."""
+    rows = [{"strategy": subset_name(range(k)), "seed": seed, "test_accuracy": 0.5 + k / 100 + seed / 1000}
+            for k in (3, 6, 12) for seed in (0, 1, 2)]
+    frame = oracle.load(pd.DataFrame(rows))
+    labels = dict(zip(frame["strategy"], frame["label"]))
+    assert labels["freeze:0,1,2,3,4,5"] == "lower_half (freeze:0,1,2,3,4,5)" and labels["freeze:0,1,2"] == "freeze:0,1,2"
+    assert labels[subset_name(range(12))] == f"head_only ({subset_name(range(12))})"
+    assert set(oracle.against_best(frame).index) == {"freeze:0,1,2,3,4,5", subset_name(range(12))}
 
 
 def test_the_costly_layer_stands_out_with_an_interval_that_excludes_zero():

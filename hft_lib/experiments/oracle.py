@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from ..measure.stats import mean_ci, paired
+from ..patterns import frozen_layer_indices
 from ..strategies import layer_subset
 
-NAMED_SUBSETS = {"lower_half": (0, 1, 2), "upper_half": (3, 4, 5), "alternate": (0, 2, 4), "alternate_odd": (1, 3, 5),
-                 "head_only": (0, 1, 2, 3, 4, 5)}  # 6 layers; embeddings frozen in each, as in the grid
+NAMED = ("lower_half", "upper_half", "alternate", "alternate_odd", "head_only")  # fixed patterns that are grid members
 METRICS = {"test_accuracy": "test accuracy", "step_time_s": "time per step (s)",
            "retention_cc": "retention: above-chance probe accuracy kept (%)"}
 
@@ -41,10 +41,16 @@ def load(frame: pd.DataFrame | None = None, profile: str = "quick") -> pd.DataFr
     frame = frame.copy()
     frame["frozen"] = [None if (s := layer_subset(v)) is None else tuple(sorted(s)) for v in frame["strategy"]]
     frame["n_frozen"] = [math.nan if f is None else len(f) for f in frame["frozen"]]
-    names = {subset: name for name, subset in NAMED_SUBSETS.items()}
+    names = {subset: name for name, subset in named_subsets(frame).items()}
     frame["label"] = [v if f is None else (f"{names[f]} ({v})" if f in names else v)
                       for v, f in zip(frame["strategy"], frame["frozen"])]
     return frame
+
+
+def named_subsets(frame: pd.DataFrame) -> dict[str, tuple[int, ...]]:
+    """The named patterns as the grid's layer tuples, for as many layers as the grid has (embeddings frozen in each)."""
+    n_layers = 1 + max((max(f) for f in frame["frozen"] if f), default=-1)
+    return {name: tuple(frozen_layer_indices(name, n_layers)) for name in NAMED} if n_layers else {}
 
 
 def summary(frame: pd.DataFrame, metrics=tuple(METRICS)) -> pd.DataFrame:
@@ -119,12 +125,14 @@ def best_subset(frame: pd.DataFrame, metric: str = "test_accuracy") -> str:
     return _grid(frame).groupby("strategy")[metric].mean().idxmax()
 
 
-def against_best(frame: pd.DataFrame, metric: str = "test_accuracy", rules: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """Every rule (named subsets and the rest) paired with the best subset over the same seeds: difference and interval."""
-    best = best_subset(frame, metric)
+def against_best(frame: pd.DataFrame, metric: str = "test_accuracy", rules: tuple[str, ...] | None = None,
+                 best: str | None = None) -> pd.DataFrame:
+    """Every rule (named subsets and the rest) paired with the best subset (or `best`) over the same seeds: difference and interval."""
+    best = best or best_subset(frame, metric)
     table = paired(frame, metric, best).join(frame.groupby("strategy")["label"].first())
+    named = set(named_subsets(frame).values())
     keep = rules if rules is not None else [s for s, f in frame.groupby("strategy")["frozen"].first().items()
-                                            if f is None or f in NAMED_SUBSETS.values()]
+                                            if f is None or f in named]
     return table.loc[[s for s in keep if s in table.index]].assign(reference=best).sort_values("diff", ascending=False)
 
 
@@ -133,7 +141,7 @@ def choose_frame(frame: pd.DataFrame) -> pd.DataFrame:
     from .frontier import ENCODER, RUN_COSTS, _relative_cost
 
     best = best_subset(frame)
-    keep = set(against_best(frame).index) | {best}
+    keep = set(against_best(frame, best=best).index) | {best}
     rows = []
     for strategy, runs in frame[frame["strategy"].isin(keep)].groupby("strategy", sort=False):
         runs = runs.sort_values("seed")
