@@ -29,7 +29,7 @@ def test_run_folders_never_collide(tmp_path):
 
 def test_compare_end_to_end(tmp_path):
     cmd = [sys.executable, "-m", "hft_lib.experiments.cli", "compare", "--strategies", "head_only,lower_half", "--epochs", "1",
-           "--out", str(tmp_path)]
+           "--train-size", "160", "--out", str(tmp_path)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr
     (run,) = tmp_path.iterdir()

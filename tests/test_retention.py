@@ -55,6 +55,21 @@ def test_run_classification_scores_the_pretrained_probes_itself_when_not_given()
     assert result["state_mb"] > 0
 
 
+def test_layer_scores_from_stored_features_equal_scores_from_the_model():
+    from hft_lib.measure.retention import ProbeSuite
+
+    model = tiny_bert().eval()
+    suite = ProbeSuite(tokenizer=None, tasks=())  # no tasks to load: give it the tiny model's batches instead
+    split = {name: (tiny_batches(3, seed=seed), np.concatenate([b["labels"].numpy() for b in tiny_batches(3, seed=seed)]))
+             for name, seed in (("train", 0), ("test", 1))}
+    suite.data = {"a": split}
+    features = suite.features(model)
+    assert len(features["a"]["test"]) == model.config.num_hidden_layers + 1
+    assert suite.score_layers(features=features).equals(suite.score_layers(model))
+    with pytest.raises(ValueError, match="one of the two"):
+        suite.score_layers(model, features=features)
+
+
 def test_chance_corrected_retention_reads_zero_at_chance_and_ignores_probes_at_chance_before():
     from hft_lib.measure.retention import chance_corrected_retention
 

@@ -66,12 +66,24 @@ class ProbeSuite:
                 for split in ("train", "test")
             }
 
-    def score_layers(self, model: torch.nn.Module) -> pd.DataFrame:
-        """Probe accuracy of every layer's features: rows = layer (0 = embeddings), columns = task."""
+    def features(self, model: torch.nn.Module) -> dict[str, dict[str, list[np.ndarray]]]:
+        """Every layer's features of each task's train and test examples: task -> split -> one array per layer.
+
+        Compute them once and reuse them (`score_layers(features=...)`, CKA between two models)."""
+        return {name: {split: layer_features(model, splits[split][0]) for split in ("train", "test")}
+                for name, splits in self.data.items()}
+
+    def score_layers(self, model: torch.nn.Module | None = None,
+                     features: dict[str, dict[str, list[np.ndarray]]] | None = None) -> pd.DataFrame:
+        """Probe accuracy of every layer's features: rows = layer (0 = embeddings), columns = task.
+
+        Pass the model, or `features` already computed from it by `features(model)`."""
+        if (model is None) == (features is None):
+            raise ValueError("Pass score_layers a model or its features (ProbeSuite.features(model)), one of the two.")
+        features = features if features is not None else self.features(model)
         table = {}
         for name, splits in self.data.items():
-            train = layer_features(model, splits["train"][0])
-            test = layer_features(model, splits["test"][0])
+            train, test = features[name]["train"], features[name]["test"]
             table[name] = [probe_accuracy(a, splits["train"][1], b, splits["test"][1], self.seed) for a, b in zip(train, test)]
         frame = pd.DataFrame(table)
         frame.index.name = "layer"
