@@ -88,6 +88,11 @@ def subset_name(indices) -> str:
     return SUBSET + ",".join(str(i) for i in sorted(indices))
 
 
+def folder_name(strategy: str) -> str:
+    """A strategy's name as a folder name on every system: 'freeze:0,2' -> 'freeze-0,2' (Windows forbids ':')."""
+    return "".join("-" if c in '<>:"/\\|?*' else c for c in strategy)
+
+
 def split_strategies(text: str) -> list[str]:
     """A comma-separated list of names, where a subset's indices stay with it: 'full,freeze:0,2' -> ['full', 'freeze:0,2']."""
     names: list[str] = []

@@ -85,3 +85,17 @@ def test_bad_compare_options(tmp_path, capsys, extra, message):
     assert main(["compare", *extra, "--out", str(tmp_path / "out")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_subsets_checkpoints_live_in_a_folder_every_system_allows(tmp_path):
+    """'freeze:0,2' has a colon, which Windows forbids in folder names: its checkpoints go to 'freeze-0,2'."""
+    from hft_lib.experiments.cli import resume_sources
+    from hft_lib.strategies import folder_name
+
+    from .test_bad_input import trained_checkpoint
+
+    assert folder_name("freeze:0,2") == "freeze-0,2" and folder_name("lower_half") == "lower_half"
+    trained_checkpoint(tmp_path / "run" / "checkpoints" / "freeze-0,2")
+    assert resume_sources(str(tmp_path / "run"), ["freeze:0,2"], "tiny-bert on trec6") == {
+        "freeze:0,2": tmp_path / "run" / "checkpoints" / "freeze-0,2"}
+

@@ -70,11 +70,13 @@ def positive_int(text: str) -> int:
 def resume_sources(path: str, strategies: list[str], run_name: str) -> dict[str, Path]:
     """Checkpoint folder per strategy in an earlier run folder (or one checkpoint folder for one strategy)."""
     from ..checkpoint import latest_checkpoint
+    from ..strategies import folder_name
 
     root = Path(path)
     if not root.exists():
         raise ValueError(f"--resume {path} does not exist; pass the run folder of an earlier `hft compare --checkpoint-every N`.")
-    found = {s: root / "checkpoints" / s for s in strategies if latest_checkpoint(root / "checkpoints" / s, missing_ok=True)}
+    folders = {s: root / "checkpoints" / folder_name(s) for s in strategies}
+    found = {s: f for s, f in folders.items() if latest_checkpoint(f, missing_ok=True)}
     if not found and len(strategies) == 1 and latest_checkpoint(root, missing_ok=True):
         found = {strategies[0]: root}
     if not found:
@@ -173,12 +175,13 @@ def compare_seeds(args: argparse.Namespace, strategies: list[str], profile) -> i
 def train_and_report(args, strategies, profile, out, dist, run_name, resume) -> int:
     """Train every strategy (all processes), then save the table and plot (rank 0 only)."""
     from ..checkpoint import Checkpointing
+    from ..strategies import folder_name
     from .classification import run_classification
 
     main_process = dist is None or dist.is_main
     rows = []
     for strategy in strategies:
-        saving = out / "checkpoints" / strategy if args.checkpoint_every else None
+        saving = out / "checkpoints" / folder_name(strategy) if args.checkpoint_every else None
         checkpoints = Checkpointing(saving, args.checkpoint_every, resume.get(strategy), model_name=run_name)
         if strategy in resume and main_process:
             print(f"{strategy}: resuming from {resume[strategy]}")
