@@ -1,13 +1,12 @@
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, LlamaConfig, LlamaForCausalLM
+from transformers import BertForSequenceClassification, LlamaConfig, LlamaForCausalLM
+
+from hft_lib.exercises import tiny_classifier
 
 
 def tiny_bert(num_labels: int = 3, layers: int = 4) -> BertForSequenceClassification:
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32, num_labels=num_labels)
-    return BertForSequenceClassification(config)
+    return tiny_classifier(layers=layers, num_labels=num_labels, seed=0)  # the exercises' tiny model, the same one
 
 
 def tiny_llama(layers: int = 4, vocab_size: int = 64, max_positions: int = 32, tie: bool = True) -> LlamaForCausalLM:
