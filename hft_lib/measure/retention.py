@@ -91,12 +91,9 @@ class ProbeSuite:
 
     def score(self, model: torch.nn.Module) -> dict[str, float]:
         """Probe accuracy of the last layer's features, per task."""
-        out = {}
-        for name, splits in self.data.items():
-            train = layer_features(model, splits["train"][0])[-1]
-            test = layer_features(model, splits["test"][0])[-1]
-            out[name] = probe_accuracy(train, splits["train"][1], test, splits["test"][1], self.seed)
-        return out
+        features = self.features(model)
+        return {name: probe_accuracy(features[name]["train"][-1], splits["train"][1], features[name]["test"][-1],
+                                     splits["test"][1], self.seed) for name, splits in self.data.items()}
 
 
 def retention_report(before: dict[str, float], after: dict[str, float]) -> pd.DataFrame:
