@@ -98,4 +98,3 @@ def test_a_subsets_checkpoints_live_in_a_folder_every_system_allows(tmp_path):
     trained_checkpoint(tmp_path / "run" / "checkpoints" / "freeze-0,2")
     assert resume_sources(str(tmp_path / "run"), ["freeze:0,2"], "tiny-bert on trec6") == {
         "freeze:0,2": tmp_path / "run" / "checkpoints" / "freeze-0,2"}
-
