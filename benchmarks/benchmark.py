@@ -106,11 +106,11 @@ def patterns(n: int, quick: bool) -> dict[str, object]:
 
 
 def make_lora(model_name: str, device: str) -> hft.Finetuner | None:
-    """LoRA (r=8 on the attention query/value projections) via `hft_lib.lora`, or None if it is unavailable."""
+    """LoRA (r=8 on the attention query/value projections) via `hft_lib.strategies.lora`, or None if it is unavailable."""
     try:
-        from hft_lib.lora import lora_finetuner
+        from hft_lib.strategies.lora import lora_finetuner
     except ImportError:
-        print("hft_lib.lora is not available: the LoRA rows are skipped.")
+        print("hft_lib.strategies.lora is not available: the LoRA rows are skipped.")
         return None
     model, _ = load(model_name, device)
     return lora_finetuner(model, r=8, alpha=16, dropout=0.0)
@@ -187,9 +187,9 @@ def benchmark_model(model_name: str, device: str, quick: bool) -> list[dict]:
 def hft_paper_strategy(base, cal: costmodel.Calibration) -> Strategy | None:
     """The HFT paper's method (half of every layer's matrices frozen, embeddings and head trainable), one static draw."""
     try:
-        from hft_lib.hft_paper import apply_hft_paper
+        from hft_lib.strategies.hft_paper import apply_hft_paper
     except ImportError:
-        print("hft_lib.hft_paper is not available: the HFT-paper row is skipped.")
+        print("hft_lib.strategies.hft_paper is not available: the HFT-paper row is skipped.")
         return None
     ft = hft.Finetuner(base, "full", verbose=False)
     apply_hft_paper(ft, seed=0)
@@ -200,9 +200,9 @@ def data_driven_strategies(base, cal: costmodel.Calibration) -> list[Strategy]:
     """LISA's trainable set in one round (2 drawn layers + embeddings + head: its redraw every 20 steps is not in the
     step), the module-kind rules (BitFit, attention or feed-forward only) and Auto-RGN (everything trains; its
     per-tensor rate scaling runs every step, so the cost model's full step is its prediction)."""
-    from hft_lib.auto_rgn import AutoRGN
-    from hft_lib.lisa import ACTIVE_LAYERS, draw_active
     from hft_lib.strategies import prepare
+    from hft_lib.strategies.auto_rgn import AutoRGN
+    from hft_lib.strategies.lisa import ACTIVE_LAYERS, draw_active
 
     n = len(find_layer_stack(base))
     active = draw_active(n, ACTIVE_LAYERS, seed=0, round_=0)
@@ -244,7 +244,7 @@ def accuracy_runs(device: str, quick: bool) -> None:
             ft = make_lora("minilm-l6", device)
             if ft is None:
                 continue
-            from hft_lib.lora import LORA_LR_FACTOR
+            from hft_lib.strategies.lora import LORA_LR_FACTOR
             lr = LORA_LR_FACTOR * profile.lr
         else:
             model, tokenizer = load("minilm-l6", device)

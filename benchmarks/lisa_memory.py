@@ -7,7 +7,7 @@
 Three runs from the same weights, on the same batches, through `hft_lib.fit`:
 
 * full: every parameter trains (AdamW keeps two moments per parameter);
-* lisa: `hft_lib.lisa.LISA`, `--active` layers (plus embeddings and head) redrawn every `--every` steps; the
+* lisa: `hft_lib.strategies.lisa.LISA`, `--active` layers (plus embeddings and head) redrawn every `--every` steps; the
   layers that leave are removed from the optimizer and their state deleted;
 * lisa, state kept: the same draws, but only `requires_grad` is switched and the optimizer holds every
   parameter, as in LMFlow's LISA trainer (its users report the memory never drops: OptimalScale/LMFlow
@@ -34,7 +34,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch
 
 import hft_lib as hft
-from hft_lib.lisa import LISA
+from hft_lib.strategies.lisa import LISA
 from hft_lib.training import optimizer_state_bytes
 
 

@@ -52,7 +52,7 @@ def run(strategy: str, task, seed: int, args, device: str) -> dict:
     split = loaders(task, tokenizer, profile, seed)
     steps = args.max_steps
     ft, optimizer, own, lr = prepare(strategy, model, profile.lr, seed=seed, total_steps=steps,
-                                     steps_per_round=len(split["train"]))
+                                     redraw_every=len(split["train"]), window=len(split["train"]))
     checks = BudgetRecorder(list(range(args.every, steps + 1, args.every)),
                             lambda m: {"accuracy": hft.evaluate(m, split["validation"])["accuracy"]})
     epochs = -(-steps // len(split["train"]))

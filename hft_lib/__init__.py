@@ -1,28 +1,31 @@
 """hft_lib: selective layer freezing, gradual unfreezing and measured fine-tuning of pretrained transformers.
 
-The core (imported here, light: torch and nothing heavier) is `layers` (which parameters are embeddings,
-layer i, head), `patterns` and `freezing` (`Finetuner`), `unfreezing`, `optim`, `callbacks`, `training`
-(`fit`), `checkpoint`, `strategies` (the registry) and the data-driven callbacks `lisa`, `autofreeze` and
-`auto_rgn`. Loading (`models`, `data`, `assets`) and the experiment runners load transformers, datasets and
-pandas only when first used. Sub-packages:
-`measure/` (retention probes, CKA, cost model), `runtime/` (frozen-prefix cache, gradient checkpointing,
-DDP, the Hugging Face Trainer callback), `experiments/` (the runs behind the notebooks and the `hft`
-command) and `viz/` (plots and widgets).
+The core (imported here, light: torch and nothing heavier): `layers` (layer stacks, `ModelParts`) and
+`tracing` (`split_model`: which parameters are embeddings, layer i, head, by watching one forward pass),
+`patterns` and `freezing` (`Finetuner`), `optim`, `callbacks` (`Callback`, `Run`, `History`), `training`
+(`fit`), `checkpoint`, `config` and `progress`. Loading (`models`, `data`, `assets`) loads transformers and
+datasets only when first used; `exercises` holds the notebooks' checkers. Sub-packages:
+`strategies/` (the registry of named strategies and one module per method: gradual unfreezing, the HFT
+paper's half, LoRA, LISA, AutoFreeze, Auto-RGN), `measure/` (retention probes, CKA, cost model, statistics),
+`runtime/` (frozen-prefix cache, gradient checkpointing, DDP and FSDP2, the Hugging Face Trainer callback,
+memory), `experiments/` (the runs behind the notebooks and the `hft` command: they compute) and `viz/`
+(every plot and widget: it draws).
 """
 
 from importlib import import_module
 
-from .auto_rgn import AutoRGN
-from .autofreeze import AutoFreeze
-from .callbacks import Callback, LambdaCallback
+from .callbacks import Callback, History, LambdaCallback
 from .checkpoint import Checkpointing
 from .config import get_device, get_profile, set_seed
 from .freezing import Finetuner
-from .lisa import LISA
 from .optim import build_optimizer
 from .strategies import STRATEGIES, get_strategy
-from .training import FitConfig, History, TrainingDiverged, evaluate, fit
-from .unfreezing import GradualUnfreezing, UnfreezeSchedule
+from .strategies.auto_rgn import AutoRGN
+from .strategies.autofreeze import AutoFreeze
+from .strategies.gradual import GradualUnfreezing, UnfreezeSchedule
+from .strategies.hft_paper import HalfParameterRedraw
+from .strategies.lisa import LISA
+from .training import FitConfig, TrainingDiverged, evaluate, fit
 
 # Imported on first use: these pull in transformers, datasets, pandas or peft.
 _LAZY = {
@@ -30,7 +33,6 @@ _LAZY = {
     "load_task": ".data",
     "make_loader": ".data",
     "majority_baseline": ".data",
-    "HalfParameterRedraw": ".hft_paper",
     "run_classification": ".experiments.classification",
 }
 

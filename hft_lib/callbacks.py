@@ -6,7 +6,9 @@
 Every hook gets the `Run`: the Finetuner, the optimiser, the step and epoch counters, the history and
 the settings. A callback whose `state_dict()` returns a dict has that state saved in checkpoints and
 given back to `load_state_dict` on resume, so a dynamic strategy (the HFT paper's redraw, gradual
-unfreezing) continues exactly where it stopped.
+unfreezing's stage, LISA's round) continues exactly where it stopped; `load_state_dict` raises ValueError
+when the saved state belongs to other settings (the checkpoint then refuses to resume, saying why). A
+callback may also name the run on its progress bar (`progress_label`).
 
     class PrintLoss(Callback):
         def on_step_end(self, run):
@@ -17,14 +19,40 @@ unfreezing) continues exactly where it stopped.
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pandas as pd
     import torch
 
+    from .checkpoint import ResumeState
     from .freezing import Finetuner
+
+
+@dataclass
+class History:
+    """What happened during `fit`: one row per step and one per epoch (pandas DataFrames)."""
+
+    steps: list[dict] = field(default_factory=list)
+    epochs: list[dict] = field(default_factory=list)
+    state_mb: float | None = None  # weights + gradients + optimiser state held at the end of training (MiB)
+
+    @property
+    def step_frame(self) -> pd.DataFrame:
+        import pandas as pd  # only here: `import hft_lib` stays light
+
+        return pd.DataFrame(self.steps)
+
+    @property
+    def final(self) -> dict:
+        return self.epochs[-1] if self.epochs else {}
+
+    def median_step_time(self, skip: int = 2) -> float:
+        times = [s["time_s"] for s in self.steps[skip:]] or [s["time_s"] for s in self.steps]
+        return float(statistics.median(times))
 
 
 @dataclass
@@ -39,9 +67,11 @@ class Run:
     optimizer: torch.optim.Optimizer | None = None
     step: int = 0  # optimiser steps done (in on_step_start/on_step_end: the index of the current step)
     epoch: int = 0
-    history: Any = None  # training.History
-    resume: Any = None  # checkpoint.ResumeState when resuming
-    extra: dict = field(default_factory=dict)
+    history: History = field(default_factory=History)
+    plan: dict[str, Any] = field(default_factory=dict)  # the run's settings (epochs, lr, schedule, total_steps, ...)
+    resume: ResumeState | None = None  # set when resuming from a checkpoint
+    epoch_rng: dict | None = None  # the RNG states this epoch's shuffle started from (a checkpoint replays them)
+    batch_in_epoch: int = 0  # batches of this epoch trained on so far
 
     @property
     def model(self) -> torch.nn.Module:
@@ -77,7 +107,12 @@ class Callback:
         return None
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from a checkpoint's state."""
+        """Continue from a checkpoint's state (called after `on_optimizer`); ValueError if it belongs to other settings."""
+
+    @property
+    def progress_label(self) -> str | None:
+        """What the progress bar calls the run, if this callback decides what trains (None: the freeze pattern)."""
+        return None
 
 
 def call(run: Run, hook: str) -> None:

@@ -3,10 +3,11 @@
 A checkpoint is a folder `step-000040/` (40 optimiser steps done) holding:
     model.safetensors   the weights (safetensors: loading never runs code)
     state.pt            optimiser state and RNG states, read back with torch.load(weights_only=True)
-    meta.json           model identity, training plan, position (step, epoch, batch, stage), history
+    meta.json           model identity, training plan, position (step, epoch, batch), callback states, history
 It is written to a hidden temporary folder and renamed into place, so a crash while saving never
 leaves a half-written checkpoint and never touches the earlier ones. Resuming restores the weights,
-the unfreezing stage, the optimiser groups and their state, the LR schedule position (a function of
+every stateful callback (gradual unfreezing's stage, the paper's redraw round, LISA's round: each through its own
+`state_dict`, so this module knows no strategy by name), the optimiser groups and their state, the LR schedule position (a function of
 the step) and the data order and dropout randomness, so on a deterministic CPU a resumed run ends
 with exactly the weights of an uninterrupted one (`tests/test_resume.py`).
 """
@@ -24,15 +25,14 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from .callbacks import Callback, Run
+from .callbacks import Callback, History, Run
 from .freezing import Finetuner
 from .runtime import sharding
-from .unfreezing import gradual_callback
 
-FORMAT = 1
+FORMAT = 2  # 2: gradual unfreezing saves its stage as a callback state
 PREFIX = "step-"
 # Plan entries that must match on resume: they decide the optimiser groups and the schedule.
-STRICT_PLAN_KEYS = ("pattern", "unfreeze", "epochs", "total_steps", "schedule", "lr_decay", "weight_decay", "batches_per_epoch")
+STRICT_PLAN_KEYS = ("pattern", "epochs", "total_steps", "schedule", "lr_decay", "weight_decay", "batches_per_epoch")
 
 
 class CheckpointError(ValueError):
@@ -119,7 +119,7 @@ class Checkpointer:
     def __init__(self, folder: str | Path, every: int, identity: dict, plan: dict, keep: int = 2,
                  resumed_from: Path | None = None):
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-            raise ValueError(f"checkpoint_every must be a whole number of steps of at least 1, not {every!r}.")
+            raise ValueError(f"Checkpointing(every=...) must be a whole number of steps of at least 1, not {every!r}.")
         self.folder, self.every, self.identity, self.plan, self.keep = Path(folder), every, identity, plan, keep
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
@@ -135,7 +135,7 @@ class Checkpointer:
                              f"folder, or continue that run with resume_from={str(self.folder)!r}.")
 
     def save(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, steps_done: int, epoch: int,
-             batch_in_epoch: int, stage: int, epoch_rng: dict, history, callback_states: dict | None = None,
+             batch_in_epoch: int, epoch_rng: dict, history: History, callback_states: dict | None = None,
              weights: dict | None = None, optimizer_state: dict | None = None) -> Path:
         """Write one checkpoint atomically; returns its folder.
 
@@ -155,7 +155,7 @@ class Checkpointer:
             optimizer_state = optimizer.state_dict() if optimizer_state is None else optimizer_state
             torch.save({"optimizer": optimizer_state, "rng": rng_state(), "epoch_rng": epoch_rng}, tmp / "state.pt")
             meta = {"format": FORMAT, "identity": self.identity, "plan": self.plan, "step": steps_done, "epoch": epoch,
-                    "batch_in_epoch": batch_in_epoch, "stage": stage, "callbacks": callback_states or {},
+                    "batch_in_epoch": batch_in_epoch, "callbacks": callback_states or {},
                     "history": {"steps": history.steps, "epochs": history.epochs}}
             (tmp / "meta.json").write_text(json.dumps(meta, default=list))
             tmp.rename(target)
@@ -178,13 +178,12 @@ class ResumeState:
     step: int
     epoch: int
     batch_in_epoch: int
-    stage: int
     rng: dict
     epoch_rng: dict
     optimizer: dict
     history: dict = field(default_factory=dict)
     plan: dict = field(default_factory=dict)
-    callback_states: dict = field(default_factory=dict)  # stateful callbacks' states (the HFT paper's redraw round)
+    callback_states: dict = field(default_factory=dict)  # stateful callbacks' states (unfreezing stage, redraw round)
 
 
 def latest_checkpoint(folder: str | Path, missing_ok: bool = False) -> Path | None:
@@ -194,7 +193,8 @@ def latest_checkpoint(folder: str | Path, missing_ok: bool = False) -> Path | No
         return folder
     found = sorted(p for p in folder.rglob(f"{PREFIX}*") if (p / "meta.json").is_file()) if folder.is_dir() else []
     if not found and not missing_ok:
-        raise CheckpointError(f"No checkpoint found in {folder}; pass a folder written with checkpoint_dir (or --checkpoint-every).")
+        raise CheckpointError(f"No checkpoint found in {folder}; pass a folder written by Checkpointing(folder, ...) "
+                              "(or by hft compare --checkpoint-every).")
     return max(found, key=lambda p: p.name) if found else None
 
 
@@ -205,6 +205,9 @@ def load_checkpoint(path: str | Path, ft: Finetuner, identity: dict, plan: dict)
         meta = json.loads((path / "meta.json").read_text())
     except (OSError, ValueError) as err:
         raise CheckpointError(f"Checkpoint {path} is unreadable ({err}); resume from an earlier one or start afresh.") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"Checkpoint {path} has format {meta.get('format')}, and this hft reads format {FORMAT}; "
+                              "resume it with the hft version that saved it, or start afresh.")
     saved = meta.get("identity", {})
     named = saved.get("named") and identity.get("named")
     if ((saved.get("architecture"), saved.get("fingerprint")) != (identity["architecture"], identity["fingerprint"])
@@ -229,7 +232,7 @@ def load_checkpoint(path: str | Path, ft: Finetuner, identity: dict, plan: dict)
     for row in history["steps"] + history["epochs"]:  # JSON turned these tuples into lists
         if "trainable_layers" in row:
             row["trainable_layers"] = tuple(row["trainable_layers"])
-    return ResumeState(path, meta["step"], meta["epoch"], meta["batch_in_epoch"], meta["stage"], state["rng"],
+    return ResumeState(path, meta["step"], meta["epoch"], meta["batch_in_epoch"], state["rng"],
                        state["epoch_rng"], state["optimizer"], history, meta["plan"], meta.get("callbacks", {}))
 
 
@@ -251,23 +254,19 @@ def restore_callbacks(resume: ResumeState, callbacks: list) -> None:
         raise CheckpointError(f"Checkpoint {resume.path} holds no state for callback {', '.join(unsaved)}, so the run cannot "
                               "continue where it stopped; resume without it, or start afresh.")
     for key, callback in now.items():
-        callback.load_state_dict(resume.callback_states[key])
+        try:
+            callback.load_state_dict(resume.callback_states[key])
+        except ValueError as err:  # state of other settings (another schedule, seed or period)
+            raise CheckpointError(f"Checkpoint {resume.path} cannot continue this run: {err}") from None
 
 
-def restore_optimizer(resume: ResumeState, optimizer: torch.optim.Optimizer, unfreezer, lr: float, sharded: bool = False) -> None:
-    """Replay the unfreezing stages (same groups, same order), then load the optimiser state into them
-    (sharded: cut into this process's FSDP2 shards)."""
-    if unfreezer is not None:
-        while unfreezer.stage < resume.stage:  # stage_length steps/epochs per stage: jump stage by stage
-            before = unfreezer.stage
-            unfreezer.update(optimizer, (before + 1) * unfreezer.schedule.stage_length,
-                             (before + 1) * unfreezer.schedule.stage_length)
-            if unfreezer.stage == before:
-                break
+def restore_optimizer(resume: ResumeState, optimizer: torch.optim.Optimizer, lr: float, sharded: bool = False) -> None:
+    """Load the optimiser state into the run's groups (sharded: cut into this process's FSDP2 shards); the callbacks
+    have rebuilt the groups of their saved state first (unfreezing stages, LISA's active layers)."""
     saved_groups = resume.optimizer["param_groups"]
     if [len(g["params"]) for g in saved_groups] != [len(g["params"]) for g in optimizer.param_groups]:
-        raise CheckpointError(f"Checkpoint {resume.path} has other optimiser groups than this run "
-                              f"(stage {resume.stage}); resume with the same freeze pattern and unfreezing schedule.")
+        raise CheckpointError(f"Checkpoint {resume.path} has other optimiser groups than this run; "
+                              "resume with the same freeze pattern and callbacks.")
     optimizer.load_state_dict(sharding.shard_optimizer_state(resume.optimizer, optimizer) if sharded else resume.optimizer)
     saved_lr = resume.plan.get("lr")
     if saved_lr and lr != saved_lr:  # e.g. resuming after a divergence with a lower rate: scale every group
@@ -303,18 +302,15 @@ class Checkpointing(Callback):
 
     def on_optimizer(self, run: Run) -> None:
         from .runtime import distributed
-        from .training import History
 
         identity = model_identity(run.model, self.model_name)
-        gradual = gradual_callback(run.callbacks)  # its schedule is part of the plan: resuming with another is refused
-        plan = training_plan(run.ft, **run.extra["plan"], unfreeze=gradual.schedule if gradual else None)
+        plan = training_plan(run.ft, **run.plan)
         self.total = plan["total_steps"]
         if self.resume_from is not None:
             resume = load_checkpoint(self.resume_from, run.ft, identity, plan)
-            # callbacks first: one that changes the trainable set (LISA, AutoFreeze) rebuilds the optimiser's groups
+            # callbacks first: one that changes the trainable set (unfreezing, LISA, AutoFreeze) rebuilds the groups
             restore_callbacks(resume, run.callbacks)
-            restore_optimizer(resume, run.optimizer, gradual.unfreezer if gradual else None, run.lr,
-                              sharded=sharding.is_sharded(run.model))
+            restore_optimizer(resume, run.optimizer, run.lr, sharded=sharding.is_sharded(run.model))
             run.resume, run.step = resume, resume.step
             run.history = History(resume.history["steps"], resume.history["epochs"])
         dist = distributed.current()
@@ -332,10 +328,8 @@ class Checkpointing(Callback):
         gathered = {"weights": sharding.full_weights(run.model),
                     "optimizer_state": sharding.full_optimizer_state(run.optimizer)} if sharded else {}
         if self.saver:
-            gradual = gradual_callback(run.callbacks)
-            self.saver.save(run.model, run.optimizer, steps_done=done, epoch=run.epoch,
-                            batch_in_epoch=run.extra["batch_in_epoch"], stage=gradual.stage if gradual else 0,
-                            epoch_rng=run.extra["epoch_rng"], history=run.history,
+            self.saver.save(run.model, run.optimizer, steps_done=done, epoch=run.epoch, batch_in_epoch=run.batch_in_epoch,
+                            epoch_rng=run.epoch_rng, history=run.history,
                             callback_states=callback_states([c for c in run.callbacks if c is not self]), **gathered)
         if sharded:
             torch.distributed.barrier()  # the checkpoint exists on disk before any process goes on

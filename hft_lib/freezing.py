@@ -35,8 +35,9 @@ from torch import nn
 if TYPE_CHECKING:
     import pandas as pd
 
-from .layers import ModelParts, norm_parameter_names, split_model
+from .layers import ModelParts, norm_parameter_names
 from .patterns import MODULE_KINDS, PATTERNS, FreezePattern, frozen_layer_indices, match_names, parameter_kind
+from .tracing import split_model
 
 __all__ = ["EMBEDDING_CHOICES", "PATTERNS", "Finetuner", "FreezePattern", "frozen_layer_indices"]
 

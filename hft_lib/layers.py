@@ -19,14 +19,15 @@ layer stacks; a stack whose block runs several times (ALBERT shares one layer's 
 twelve applications) is reported in `shared`. Models with several stacks (T5's encoder and decoder)
 list them in `stacks`, bottom stack first.
 
-When no forward pass can be traced (an input this code cannot build, a model on the meta device),
-parts fall back to registration order with a warning; pass `example_inputs=` to trace instead.
+This module finds the stacks and holds the split (`ModelParts`); `tracing.split_model` makes the split by
+tracing a forward pass. When no forward pass can be traced (an input this code cannot build, a model on the
+meta device), parts fall back to registration order (`registration_parts`) with a warning; pass
+`example_inputs=` to trace instead.
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -117,7 +118,7 @@ def _aliases(model: nn.Module) -> dict[str, list[str]]:
     return out
 
 
-def _registration_parts(model: nn.Module, layer_names: list[str]) -> ModelParts:
+def registration_parts(model: nn.Module, layer_names: list[str]) -> ModelParts:
     """The fallback: parameters registered below the first layer (or named like embeddings) are embeddings."""
     per_layer: list[list[str]] = [[] for _ in layer_names]
     embeddings: list[str] = []
@@ -141,42 +142,3 @@ def _registration_parts(model: nn.Module, layer_names: list[str]) -> ModelParts:
         else:
             stacks.append((stack, 1))
     return ModelParts(layer_names, embeddings, per_layer, head, stacks, tied, {}, traced=False)
-
-
-def _explicit_layers(model: nn.Module, layers) -> list[str]:
-    if isinstance(layers, str):
-        try:
-            layers = model.get_submodule(layers)
-        except AttributeError:
-            raise ValueError(f"Model has no submodule {layers!r}; pass the dotted path of its layer list, e.g. 'encoder.layer'.") from None
-    ids = {id(m): n for n, m in model.named_modules()}
-    if len(layers) == 0 or any(id(m) not in ids for m in layers):
-        raise ValueError("The layers passed are not (all) submodules of this model; pass modules taken from the model itself.")
-    return [ids[id(m)] for m in layers]
-
-
-def split_model(model: nn.Module, layers: str | nn.ModuleList | list[nn.Module] | None = None,
-                example_inputs: dict | None = None) -> ModelParts:
-    """Split `model`'s parameters into embeddings, layers and head (see the module docstring).
-
-    Args:
-        layers: overrides discovery: a dotted module path, a ModuleList, or a list of modules (one stack).
-        example_inputs: keyword arguments for one forward pass to trace (default: built from the model's config).
-    """
-    from .tracing import ForwardFailed, make_example_inputs, traced_parts
-
-    explicit = _explicit_layers(model, layers) if layers is not None else None
-    try:
-        inputs = example_inputs if example_inputs is not None else make_example_inputs(model)
-    except ValueError as err:
-        inputs, failure = None, err
-    if inputs is not None:
-        try:
-            return traced_parts(model, inputs, explicit)
-        except ForwardFailed as err:
-            failure = err.__cause__
-    parts = _registration_parts(model, explicit or find_layer_stack(model))
-    warnings.warn(f"Could not trace a forward pass of {type(model).__name__} ({type(failure).__name__}: {str(failure)[:120]}); "
-                  "embeddings and head were guessed from registration order. Pass example_inputs={...} "
-                  "(one batch's keyword arguments) to Finetuner to trace it.", stacklevel=3)
-    return parts

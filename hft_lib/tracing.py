@@ -3,15 +3,19 @@
 A `TorchFunctionMode` records, for every parameter, the first place a torch op reads it (before the first
 layer, inside or right after layer k, after the last layer), while each candidate layer's `forward` is
 wrapped to mark where the run is. The example input is built from the model's config (`make_example_inputs`).
+`split_model` is the entry point: the one split of a model into embeddings, layers and head that the
+Finetuner, LoRA, the cost model and the widgets all use.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .layers import ModelParts, candidate_stacks, no_stack_error, outermost
+from .layers import ModelParts, candidate_stacks, find_layer_stack, no_stack_error, outermost, registration_parts
 
 
 def _config_int(config, *names: str, default: int) -> int:
@@ -224,3 +228,40 @@ def _prefixes(name: str) -> list[str]:
     """'a.b.c.weight' -> ['a.b.c', 'a.b', 'a'] (longest first)."""
     bits = name.split(".")[:-1]
     return [".".join(bits[:i]) for i in range(len(bits), 0, -1)]
+
+
+def _explicit_layers(model: nn.Module, layers) -> list[str]:
+    if isinstance(layers, str):
+        try:
+            layers = model.get_submodule(layers)
+        except AttributeError:
+            raise ValueError(f"Model has no submodule {layers!r}; pass the dotted path of its layer list, e.g. 'encoder.layer'.") from None
+    ids = {id(m): n for n, m in model.named_modules()}
+    if len(layers) == 0 or any(id(m) not in ids for m in layers):
+        raise ValueError("The layers passed are not (all) submodules of this model; pass modules taken from the model itself.")
+    return [ids[id(m)] for m in layers]
+
+
+def split_model(model: nn.Module, layers: str | nn.ModuleList | list[nn.Module] | None = None,
+                example_inputs: dict | None = None) -> ModelParts:
+    """Split `model`'s parameters into embeddings, layers and head (see the module docstring).
+
+    Args:
+        layers: overrides discovery: a dotted module path, a ModuleList, or a list of modules (one stack).
+        example_inputs: keyword arguments for one forward pass to trace (default: built from the model's config).
+    """
+    explicit = _explicit_layers(model, layers) if layers is not None else None
+    try:
+        inputs = example_inputs if example_inputs is not None else make_example_inputs(model)
+    except ValueError as err:
+        inputs, failure = None, err
+    if inputs is not None:
+        try:
+            return traced_parts(model, inputs, explicit)
+        except ForwardFailed as err:
+            failure = err.__cause__
+    parts = registration_parts(model, explicit or find_layer_stack(model))
+    warnings.warn(f"Could not trace a forward pass of {type(model).__name__} ({type(failure).__name__}: {str(failure)[:120]}); "
+                  "embeddings and head were guessed from registration order. Pass example_inputs={...} "
+                  "(one batch's keyword arguments) to Finetuner to trace it.", stacklevel=3)
+    return parts

@@ -8,18 +8,13 @@ every epoch, progress bars (`progress.py`: saved notebooks keep the finished bar
 from __future__ import annotations
 
 import math
-import statistics
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-from .callbacks import Callback, Run, call
+from .callbacks import Callback, History, Run, call
 from .checkpoint import EpochBatches
 from .config import get_device, set_seed
 from .freezing import Finetuner
@@ -27,34 +22,10 @@ from .optim import apply_schedule, build_optimizer, make_schedule
 from .progress import progress_bar
 from .runtime import distributed
 from .runtime.sharding import local_bytes
-from .unfreezing import gradual_callback
 
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
-
-
-@dataclass
-class History:
-    """What happened during `fit`: one row per step and one per epoch (pandas DataFrames)."""
-
-    steps: list[dict] = field(default_factory=list)
-    epochs: list[dict] = field(default_factory=list)
-    state_mb: float | None = None  # weights + gradients + optimiser state held at the end of training (MiB)
-
-    @property
-    def step_frame(self) -> pd.DataFrame:
-        import pandas as pd  # only here: `import hft_lib` stays light
-
-        return pd.DataFrame(self.steps)
-
-    @property
-    def final(self) -> dict:
-        return self.epochs[-1] if self.epochs else {}
-
-    def median_step_time(self, skip: int = 2) -> float:
-        times = [s["time_s"] for s in self.steps[skip:]] or [s["time_s"] for s in self.steps]
-        return float(statistics.median(times))
 
 
 def parameter_bytes(model: torch.nn.Module, trainable_only: bool = False) -> int:
@@ -173,11 +144,11 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
     else:
         ft.model.to(device)
     ft.model.train()
-    run = Run(ft, peak, config.weight_decay, decay, sorted(callbacks, key=lambda c: getattr(c, "order", 0)), history=History())
+    run = Run(ft, peak, config.weight_decay, decay, sorted(callbacks, key=lambda c: getattr(c, "order", 0)))
     call(run, "on_fit_start")  # e.g. gradual unfreezing freezes everything but the head, before the optimiser sees it
     run.optimizer = optimizer or build_optimizer(ft, peak, config.weight_decay, decay)
     total = int(min(max_steps or math.inf, epochs * len(train_loader)))
-    run.extra["plan"] = {"epochs": epochs, "lr": peak, "weight_decay": config.weight_decay, "schedule": config.schedule,
+    run.plan = {"epochs": epochs, "lr": peak, "weight_decay": config.weight_decay, "schedule": config.schedule,
                          "lr_decay": decay, "total_steps": total, "batches_per_epoch": len(train_loader), "seed": config.seed}
     call(run, "on_optimizer")  # resuming restores weights, optimiser, position and callback states here
     if dist:
@@ -200,8 +171,7 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
 
 
 def _label(run: Run) -> str:
-    gradual = gradual_callback(run.callbacks)
-    return f"gradual {gradual.schedule.direction}" if gradual else run.ft.pattern_name
+    return next((c.progress_label for c in run.callbacks if getattr(c, "progress_label", None)), run.ft.pattern_name)
 
 
 class _Loop:
@@ -216,14 +186,14 @@ class _Loop:
         run = self.run
         resume = run.resume if run.resume and run.epoch == run.resume.epoch else None
         batches = EpochBatches(train_loader, resume)
-        run.extra["epoch_rng"] = batches.start_rng
+        run.epoch_rng = batches.start_rng
         start = time.perf_counter()
         losses = [s["loss"] for s in run.history.steps if s["epoch"] == run.epoch]
         for batch in batches:
             if run.step >= total:
                 break
             losses.append(self.step(batch))
-            run.extra["batch_in_epoch"] = len(losses)
+            run.batch_in_epoch = len(losses)
             call(run, "on_step_end")
             run.step += 1
             self.bar.update(1)

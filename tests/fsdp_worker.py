@@ -101,7 +101,7 @@ def pretrained(folder: str):
 
 
 def redraw():
-    ft, optimizer, own, lr = prepare("hft_paper", tiny_model(), 1e-2, seed=0, steps_per_round=2)
+    ft, optimizer, own, lr = prepare("hft_paper", tiny_model(), 1e-2, seed=0, redraw_every=2)
     return ft, fit(ft, loader(), epochs=1, lr=lr, optimizer=optimizer, callbacks=own, progress=False)
 
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from hft_lib import Callback, Checkpointing, Finetuner, FitConfig, LambdaCallback, fit
-from hft_lib.auto_rgn import AutoRGN
-from hft_lib.autofreeze import AutoFreeze
-from hft_lib.lisa import LISA, draw_active
 from hft_lib.optim import build_optimizer, optimizer_parameter_ids
 from hft_lib.strategies import DECODER_STRATEGIES, prepare
+from hft_lib.strategies.auto_rgn import AutoRGN
+from hft_lib.strategies.autofreeze import AutoFreeze
+from hft_lib.strategies.lisa import LISA, draw_active
 from hft_lib.training import optimizer_state_bytes
 
 from .conftest import lm_batches, tiny_batches, tiny_bert, tiny_llama
@@ -43,9 +43,9 @@ class Invariants(Callback):
         assert {id(p) for p in run.optimizer.state} <= trainable, f"state kept for frozen parameters at step {run.step}"
 
 
-def train(strategy: str, model=None, steps_per_round: int | None = 2, seed: int = 0, epochs: int = 2, batches=None):
+def train(strategy: str, model=None, period: int | None = 2, seed: int = 0, epochs: int = 2, batches=None):
     model = model or tiny_bert()
-    ft, optimizer, own, lr = prepare(strategy, model, 1e-2, seed=seed, total_steps=12, steps_per_round=steps_per_round)
+    ft, optimizer, own, lr = prepare(strategy, model, 1e-2, seed=seed, total_steps=12, redraw_every=period, window=period)
     check = Invariants()
     history = fit(ft, batches or tiny_batches(), epochs=epochs, lr=lr, optimizer=optimizer, callbacks=[*own, check],
                   progress=False, config=FitConfig(weight_decay=0.1, seed=seed))
@@ -81,7 +81,7 @@ def test_lisa_trains_k_random_layers_embeddings_and_head_and_redraws_each_round(
 def test_lisa_frees_the_optimizer_state_of_layers_that_leave():
     """After a redraw, AdamW state exists only for the active layers, embeddings and head: at most their share of full's."""
     model = tiny_bert(layers=6)
-    ft, _, own, lr = prepare("lisa", model, 1e-2, steps_per_round=2)
+    ft, _, own, lr = prepare("lisa", model, 1e-2, redraw_every=2)
     lisa = own[0]
     fit(ft, tiny_batches(), epochs=1, lr=lr, callbacks=own, progress=False)  # 6 steps, 3 redraws
     full = Finetuner(tiny_bert(layers=6), "full", verbose=False)
@@ -176,7 +176,7 @@ def test_auto_rgn_refuses_an_optimizer_without_one_group_per_tensor():
 
 
 def _lisa(model):
-    return prepare("lisa", model, 1e-2, seed=1, steps_per_round=2)
+    return prepare("lisa", model, 1e-2, seed=1, redraw_every=2)
 
 
 def _autofreeze(model):
@@ -206,5 +206,5 @@ def test_a_resumed_run_ends_with_the_same_weights(tmp_path, setup, every, crash)
 
 @pytest.mark.parametrize("strategy", [s for s in NEW if s in DECODER_STRATEGIES])
 def test_decoder_strategies_run_on_a_tiny_llama(strategy):
-    ft, _, _, history = train(strategy, model=tiny_llama(), batches=lm_batches(4), epochs=2, steps_per_round=2)
+    ft, _, _, history = train(strategy, model=tiny_llama(), batches=lm_batches(4), epochs=2, period=2)
     assert len(history.steps) == 8 and ft.embeddings_trainable == (strategy in ("lisa", "autofreeze", "auto_rgn"))

@@ -5,8 +5,8 @@ import torch
 
 from hft_lib import Finetuner, FitConfig, LambdaCallback, fit
 from hft_lib.callbacks import Run
-from hft_lib.hft_paper import HalfParameterRedraw, apply_hft_paper, layer_units, mask_table
 from hft_lib.patterns import module_kind
+from hft_lib.strategies.hft_paper import HalfParameterRedraw, apply_hft_paper, layer_units, mask_table
 
 from .conftest import lm_batches, tiny_bert, tiny_llama
 

@@ -27,8 +27,8 @@ from transformers import (
 )
 
 from hft_lib import Finetuner
-from hft_lib.layers import split_model
 from hft_lib.optim import layer_lr
+from hft_lib.tracing import split_model
 
 SMALL = {"hidden_size": 16, "num_attention_heads": 2, "intermediate_size": 32}
 CASES = {

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from hft_lib import FitConfig, fit
-from hft_lib.lora import apply_lora, infer_target_modules, lora_finetuner
 from hft_lib.optim import build_optimizer, optimizer_parameter_ids
+from hft_lib.strategies.lora import apply_lora, infer_target_modules, lora_finetuner
 
 from .conftest import lm_batches, tiny_batches, tiny_bert, tiny_llama
 

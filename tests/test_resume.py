@@ -52,6 +52,12 @@ def crash_at(step_to_crash: int) -> LambdaCallback:
     return LambdaCallback(on_step_end=hook)
 
 
+def stage_of(meta: dict) -> int:
+    """The unfreezing stage a checkpoint holds: gradual unfreezing saves it as its callback state."""
+    (state,) = [s for key, s in meta["callbacks"].items() if key.endswith(":GradualUnfreezing")]
+    return state["stage"]
+
+
 @pytest.mark.parametrize("crash_step", [5, 7, 11])  # mid-epoch, mid-stage; and on an epoch boundary (6 steps/epoch)
 def test_resumed_run_ends_with_the_same_weights(tmp_path, crash_step):
     reference, ref_history = run()
@@ -59,7 +65,7 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, crash_step):
         run(checkpoint_dir=tmp_path, checkpoint_every=3, step_hook=crash_at(crash_step))
     saved = latest_checkpoint(tmp_path)
     meta = json.loads((saved / "meta.json").read_text())
-    assert meta["step"] == (crash_step // 3) * 3 and meta["stage"] == (meta["step"] - 1) // 4
+    assert meta["step"] == (crash_step // 3) * 3 and stage_of(meta) == (meta["step"] - 1) // 4
     resumed, history = run(resume_from=tmp_path)
     expected, got = weights(reference), weights(resumed)
     assert all(torch.equal(expected[k], got[k]) for k in expected), "resumed weights differ from the uninterrupted run"
@@ -71,7 +77,7 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, crash_step):
 def test_checkpoint_records_the_stage_and_optimizer_groups(tmp_path):
     run(checkpoint_dir=tmp_path, checkpoint_every=6, max_steps=12)
     meta = json.loads((tmp_path / "step-000012" / "meta.json").read_text())
-    assert meta["stage"] == 2 and meta["identity"]["architecture"] == "BertForSequenceClassification"
+    assert stage_of(meta) == 2 and meta["identity"]["architecture"] == "BertForSequenceClassification"
     state = torch.load(tmp_path / "step-000012" / "state.pt", weights_only=True)
     # stage 2 (the last step done, index 11, ran in stage 11 // 4): head and two layers, each 2 groups (decay or not)
     assert len(state["optimizer"]["param_groups"]) == 2 + 2 * 2
@@ -89,6 +95,23 @@ def test_resume_with_other_settings_is_a_clear_error(tmp_path):
     run(checkpoint_dir=tmp_path, max_steps=6)
     with pytest.raises(CheckpointError, match="other settings .*epochs"):
         run(resume_from=tmp_path, epochs=4)
+
+
+def test_resume_with_another_unfreezing_schedule_is_a_clear_error(tmp_path):
+    run(checkpoint_dir=tmp_path, max_steps=6)
+    ft = Finetuner(tiny_bert(), "full", verbose=False)
+    other = GradualUnfreezing(UnfreezeSchedule("bottom_up", stage_length=4, unit="step"))
+    with pytest.raises(CheckpointError, match="cannot continue this run: .*unfreezing schedule.*same schedule"):
+        fit(ft, shuffled_loader(), callbacks=[other, Checkpointing(resume_from=tmp_path)], **SETTINGS, max_steps=6)
+
+
+def test_a_checkpoint_of_another_format_is_a_clear_error(tmp_path):
+    run(checkpoint_dir=tmp_path, max_steps=6)
+    meta_path = latest_checkpoint(tmp_path) / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "format": 1}))
+    with pytest.raises(CheckpointError, match="has format 1.*start afresh"):
+        run(resume_from=tmp_path)
 
 
 def test_divergence_keeps_the_last_good_checkpoint(tmp_path):
@@ -119,7 +142,7 @@ def test_resuming_into_the_same_folder_keeps_checkpointing(tmp_path):
 
 def test_hft_paper_redraw_resumes_in_the_round_it_stopped():
     """Old code restarted the redraw from round 0 on resume: a different mask, so different weights."""
-    from hft_lib.hft_paper import HalfParameterRedraw
+    from hft_lib.strategies.hft_paper import HalfParameterRedraw
 
     def hft_run(tmp, crash=None, resume=False):
         ft = Finetuner(tiny_bert(), "full", verbose=False)
@@ -141,7 +164,7 @@ def test_hft_paper_redraw_resumes_in_the_round_it_stopped():
 
 
 def test_resuming_without_the_stateful_callback_it_was_saved_with_is_a_clear_error(tmp_path):
-    from hft_lib.hft_paper import HalfParameterRedraw
+    from hft_lib.strategies.hft_paper import HalfParameterRedraw
 
     def train(*callbacks, with_redraw=True):
         ft = Finetuner(tiny_bert(), "full", verbose=False)

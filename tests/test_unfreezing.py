@@ -73,7 +73,7 @@ def test_discriminative_rates_decay_by_factor_per_layer():
 def test_new_groups_follow_the_schedule_and_their_own_rate():
     ft = Finetuner(tiny_bert(layers=2), "full", verbose=False)
     from hft_lib.optim import apply_schedule, build_optimizer
-    from hft_lib.unfreezing import GradualUnfreezer
+    from hft_lib.strategies.gradual import GradualUnfreezer
     unfreezer = GradualUnfreezer(ft, UnfreezeSchedule("top_down", 1, "step"), lr=1.0, decay=2.0)
     optimizer = build_optimizer(ft, 1.0, decay=2.0)
     unfreezer.update(optimizer, step=1, epoch=0)

@@ -7,12 +7,12 @@ from dataclasses import asdict
 
 import torch
 
-from ..callbacks import Callback
+from ..callbacks import Callback, History
 from ..config import Profile, get_device, get_profile, set_seed
 from ..data import label_names, load_task, majority_baseline, make_loader
 from ..models import load_model
 from ..strategies import get_strategy, prepare
-from ..training import FitConfig, History, evaluate, fit
+from ..training import FitConfig, evaluate, fit
 
 
 def loaders(task, tokenizer, profile: Profile, seed: int = 0) -> dict:
@@ -46,7 +46,7 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
     split = loaders(task, tokenizer, profile, seed)
     steps = profile.epochs * len(split["train"])  # a round of hft_paper = one epoch
     ft, optimizer, own, lr = prepare(strategy, model, profile.lr, seed=seed, total_steps=steps,
-                                     steps_per_round=len(split["train"]), lr_decay=lr_decay,
+                                     redraw_every=len(split["train"]), window=len(split["train"]), lr_decay=lr_decay,
                                      embeddings=embeddings)
     start = time.perf_counter()
     config = FitConfig(lr_decay=lr_decay, seed=seed, device=device, desc=strategy)

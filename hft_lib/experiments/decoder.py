@@ -107,8 +107,9 @@ def run_lm(strategy: str, profile: Profile | None = None, seed: int = 0, setup: 
     set_seed(seed)
     setup.train.generator.manual_seed(setup.seed)  # every run sees the same batches, whatever ran on this setup before
     model = copy.deepcopy(setup.model)
+    every = max(1, math.ceil(steps / ROUNDS))  # the paper's rounds (and LISA's, AutoFreeze's windows) per run
     ft, optimizer, own, lr = prepare(strategy, model, lr or profile.lr, seed=seed, total_steps=steps,
-                                     steps_per_round=max(1, math.ceil(steps / ROUNDS)), embeddings=embeddings)
+                                     redraw_every=every, window=every, embeddings=embeddings)
     recorder = BudgetRecorder(budgets or [], setup.measure)
     epochs = math.ceil(steps / len(setup.train))
     device = next(setup.model.parameters()).device

@@ -41,9 +41,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..layers import find_layer_stack
-
-_EMBED_HINTS = ("embed", "wte", "wpe", "shared")
+from ..layers import ModelParts
+from ..tracing import split_model
 
 
 @dataclass
@@ -76,21 +75,14 @@ class Calibration:
         return text
 
 
-def model_blocks(model: nn.Module, layer_names: list[str] | None = None) -> tuple[list[str], list[list[nn.Parameter]]]:
-    """Split the parameters into blocks: embeddings, each layer, head (a tied LM head counts in both places)."""
-    layer_names = layer_names or find_layer_stack(model)
-    params: list[list[nn.Parameter]] = [[] for _ in range(len(layer_names) + 2)]
-    seen_layer = False
-    for name, param in model.named_parameters(remove_duplicate=False):
-        idx = next((i for i, ln in enumerate(layer_names) if name.startswith(ln + ".")), None)
-        if idx is not None:
-            params[idx + 1].append(param)
-            seen_layer = True
-        elif not seen_layer or any(h in name.lower() for h in _EMBED_HINTS):
-            params[0].append(param)
-        else:
-            params[-1].append(param)
-    return ["embeddings", *(f"layer {i}" for i in range(len(layer_names))), "head"], params
+def model_blocks(model: nn.Module, parts: ModelParts | None = None) -> tuple[list[str], list[list[nn.Parameter]]]:
+    """Split the parameters into blocks: embeddings, each layer, head, by the package's one split (`split_model`, or
+    the Finetuner's `parts`); a tied LM head counts in both places (its weight is used at both ends)."""
+    parts = parts or split_model(model)
+    params = dict(model.named_parameters())
+    blocks = [parts.embeddings, *parts.layers, [*parts.head, *parts.tied]]
+    return (["embeddings", *(f"layer {i}" for i in range(len(parts.layers))), "head"],
+            [[params[name] for name in block] for block in blocks])
 
 
 def _sync(device: torch.device) -> None:
@@ -108,14 +100,13 @@ def _stamper(stamps: dict[str, float], device: torch.device, clock: Callable[[],
     return mark
 
 
-def measure_forward(model: nn.Module, batch: dict, layer_names: list[str] | None = None, repeats: int = 5,
+def measure_forward(model: nn.Module, batch: dict, parts: ModelParts | None = None, repeats: int = 5,
                     amp: bool = False, clock: Callable[[], float] = time.perf_counter) -> list[float]:
     """Median forward time of each block (embeddings, layers, head incl. loss), training mode, no grad.
 
     `clock`: wall time by default; `time.process_time` (CPU time, one torch thread) is steadier on a shared machine.
     """
-    layer_names = layer_names or find_layer_stack(model)
-    layers = [model.get_submodule(n) for n in layer_names]
+    layers = [model.get_submodule(n) for n in (parts or split_model(model)).layer_names]
     device = next(model.parameters()).device
     stamps: dict[str, float] = {}
     mark = _stamper(stamps, device, clock)
@@ -164,7 +155,7 @@ def measure_optimizer(model: nn.Module, repeats: int = 3, clock: Callable[[], fl
     return statistics.median(times[1:]) / sum(p.numel() for p in unique)
 
 
-def measure_backward(model: nn.Module, batch: dict, layer_names: list[str] | None = None, repeats: int = 3,
+def measure_backward(model: nn.Module, batch: dict, parts: ModelParts | None = None, repeats: int = 3,
                      amp: bool = False, clock: Callable[[], float] = time.perf_counter) -> tuple[list[float], list[float]]:
     """Median backward time of each block (embeddings, layers, head incl. loss) in two states.
 
@@ -172,8 +163,7 @@ def measure_backward(model: nn.Module, batch: dict, layer_names: list[str] | Non
     require grad, so gradients pass through every block and no weight gradient is computed. The
     parameters' `requires_grad` flags are restored afterwards and no weight is changed.
     """
-    layer_names = layer_names or find_layer_stack(model)
-    layers = [model.get_submodule(n) for n in layer_names]
+    layers = [model.get_submodule(n) for n in (parts or split_model(model)).layer_names]
     device = next(model.parameters()).device
     saved = [p.requires_grad for p in model.parameters()]
     stamps: dict[str, float] = {}
@@ -238,27 +228,27 @@ def measure_update(model: nn.Module, repeats: int = 3, clock: Callable[[], float
     return statistics.median(times[1:]) / sum(p.numel() for p in unique)
 
 
-def calibrate(model: nn.Module, batch: dict, layer_names: list[str] | None = None, repeats: int = 5,
+def calibrate(model: nn.Module, batch: dict, parts: ModelParts | None = None, repeats: int = 5,
               amp: bool = False, clock: Callable[[], float] = time.perf_counter, backward: bool = True) -> Calibration:
     """Measure F per block and the optimizer's cost per parameter for this model, batch and machine.
 
     With `backward`, also measure each block's backward pass (trainable / gradients passing through)
     and the bare AdamW update, so `step_seconds` need not assume the ideal 2F and F.
     """
-    layer_names = layer_names or find_layer_stack(model)
-    names, _ = model_blocks(model, layer_names)
-    forward = measure_forward(model, batch, layer_names, repeats, amp, clock)
+    parts = parts or split_model(model)
+    names, _ = model_blocks(model, parts)
+    forward = measure_forward(model, batch, parts, repeats, amp, clock)
     n_params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
     cal = Calibration(names, forward, measure_optimizer(model, clock=clock), n_params)
     if backward:
-        cal.backward_full_s, cal.backward_pass_s = measure_backward(model, batch, layer_names, max(2, repeats // 2), amp, clock)
+        cal.backward_full_s, cal.backward_pass_s = measure_backward(model, batch, parts, max(2, repeats // 2), amp, clock)
         cal.update_per_param_s = measure_update(model, clock=clock)
     return cal
 
 
-def trainable_state(model: nn.Module, layer_names: list[str] | None = None) -> list[tuple[bool, float]]:
+def trainable_state(model: nn.Module, parts: ModelParts | None = None) -> list[tuple[bool, float]]:
     """Per block: (does backward reach it, trainable share of its parameters), from requires_grad flags."""
-    _, blocks = model_blocks(model, layer_names)
+    _, blocks = model_blocks(model, parts)
     state, reached = [], False
     for params in blocks:
         total = sum(p.numel() for p in params)
@@ -292,9 +282,9 @@ def step_seconds(cal: Calibration, state: list[tuple[bool, float]], trainable_pa
     return compute + (cal.update_per_param_s or cal.per_param_s) * trainable_params
 
 
-def predict_step_seconds(model: nn.Module, cal: Calibration, layer_names: list[str] | None = None) -> float:
+def predict_step_seconds(model: nn.Module, cal: Calibration, parts: ModelParts | None = None) -> float:
     """Predicted seconds per training step of `model` as it is frozen now."""
-    return step_seconds(cal, trainable_state(model, layer_names), trainable_parameter_count(model))
+    return step_seconds(cal, trainable_state(model, parts), trainable_parameter_count(model))
 
 
 def full_step_seconds(cal: Calibration, ideal: bool = False) -> float:
@@ -302,6 +292,6 @@ def full_step_seconds(cal: Calibration, ideal: bool = False) -> float:
     return step_seconds(cal, [(True, 1.0)] * len(cal.forward_s), cal.parameters, ideal)
 
 
-def predicted_ratio(model: nn.Module, cal: Calibration, layer_names: list[str] | None = None) -> float:
+def predicted_ratio(model: nn.Module, cal: Calibration, parts: ModelParts | None = None) -> float:
     """Predicted step time of `model` as it is frozen now, relative to full fine-tuning."""
-    return predict_step_seconds(model, cal, layer_names) / full_step_seconds(cal)
+    return predict_step_seconds(model, cal, parts) / full_step_seconds(cal)

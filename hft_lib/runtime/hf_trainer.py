@@ -22,7 +22,8 @@ which train when they wrap the model), and static freezing under FSDP1 with `use
 Not supported: `trainer.train(resume_from_checkpoint=...)` after the first unfreezing stage; the
 Trainer loads its saved optimiser (which has the added groups) into a fresh one before any callback
 runs and torch stops with "loaded state dict has a different number of parameter groups". For
-resumable gradual unfreezing use `hft_lib.fit(checkpoint_dir=..., resume_from=...)`.
+resumable gradual unfreezing use `hft_lib.fit(..., callbacks=[GradualUnfreezing(...), Checkpointing(folder, every,
+resume_from=...)])`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from transformers import TrainerCallback
 
 from ..freezing import Finetuner, FreezePattern
-from ..unfreezing import GradualUnfreezer, UnfreezeSchedule
+from ..strategies.gradual import GradualUnfreezer, UnfreezeSchedule
 from .sharding import is_sharded
 
 

@@ -26,8 +26,8 @@ from matplotlib.patches import Patch
 from torch import nn
 
 from ..freezing import EMBEDDING_CHOICES, PATTERNS, Finetuner, FreezePattern
-from ..layers import find_layer_stack
 from ..measure.costmodel import trainable_state
+from ..tracing import split_model
 
 STATES = ("trainable", "frozen, gradient passes", "frozen, skipped")
 STATE_COLORS = {"trainable": "#2a9d8f", "frozen, gradient passes": "#f4a261", "frozen, skipped": "#d9d9d9"}
@@ -44,7 +44,7 @@ def freeze_plan(model: nn.Module, pattern: FreezePattern, embeddings: str = "aut
         plan = ft.summary()
         # counted once each (a tied LM head shares the embeddings' weight but appears in both rows)
         plan.attrs.update(trainable_params=ft.trainable_parameter_count(), total_params=ft.total_parameter_count())
-        reached = [r for r, _ in trainable_state(model, ft.parts.layer_names)]
+        reached = [r for r, _ in trainable_state(model, ft.parts)]  # the Finetuner's own (traced) split
     finally:
         for param, flag in zip(model.parameters(), flags):
             param.requires_grad_(flag)
@@ -169,7 +169,7 @@ def freeze_pattern_picker(model: nn.Module, default: str = "alternate", patterns
         print(describe_plan(plan) + "\n(ipywidgets is not installed: showing the default; pip install ipywidgets for the picker.)")
         draw_freeze_map(model, default)
         return None
-    n_layers = len(find_layer_stack(model))
+    n_layers = len(split_model(model).layers)
     whole = {"style": {"description_width": "initial"}}  # labels in full, not cut to a fixed width
     choice = w.Dropdown(options=[*patterns, "custom"], value=default, description="pattern", **whole)
     custom = w.Text(value="0, 2, 4", description="custom layers", placeholder="frozen layer indices, e.g. 0, 2, 4", **whole)

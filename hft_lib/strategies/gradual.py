@@ -8,13 +8,14 @@ new parameter groups, so they really train from that step on while frozen ones n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import torch
 
-from .callbacks import Callback, Run
-from .freezing import Finetuner
-from .optim import add_parts
+from ..callbacks import Callback, Run
+from ..freezing import Finetuner
+from ..optim import add_parts
+from .base import Prepared, SetupOptions, Strategy
 
 DIRECTIONS = ("bottom_up", "top_down")
 UNITS = ("epoch", "step")
@@ -88,11 +89,13 @@ class GradualUnfreezer:
         return newly
 
 
-
 class GradualUnfreezing(Callback):
     """`fit` callback: start with only the head trainable, then unfreeze per `schedule` (see `UnfreezeSchedule`).
 
         fit(Finetuner(model, "head_only"), loader, callbacks=[GradualUnfreezing(UnfreezeSchedule("top_down"))])
+
+    Its state is the schedule and the stage reached: resuming replays the stages (the same optimiser groups, in the
+    same order) before the optimiser's saved state is loaded into them, and refuses another schedule.
     """
 
     def __init__(self, schedule: UnfreezeSchedule):
@@ -101,18 +104,45 @@ class GradualUnfreezing(Callback):
                             "e.g. UnfreezeSchedule('top_down', stage_length=1, unit='epoch').")
         self.schedule = schedule
         self.unfreezer: GradualUnfreezer | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
 
     @property
     def stage(self) -> int:
         return self.unfreezer.stage if self.unfreezer else 0
 
+    @property
+    def progress_label(self) -> str:
+        return f"gradual {self.schedule.direction}"
+
     def on_fit_start(self, run: Run) -> None:
         self.unfreezer = GradualUnfreezer(run.ft, self.schedule, run.lr, run.weight_decay, run.lr_decay)
+
+    def on_optimizer(self, run: Run) -> None:
+        self.optimizer = run.optimizer
 
     def on_step_start(self, run: Run) -> None:
         self.unfreezer.update(run.optimizer, run.step, run.epoch)
 
+    def state_dict(self) -> dict:
+        return {"kind": "GradualUnfreezing", "schedule": asdict(self.schedule), "stage": self.stage}
 
-def gradual_callback(callbacks: list) -> GradualUnfreezing | None:
-    """The run's gradual-unfreezing callback, if it has one (checkpoints and the progress label need it)."""
-    return next((c for c in callbacks if isinstance(c, GradualUnfreezing)), None)
+    def load_state_dict(self, state: dict) -> None:
+        """Replay the saved stages on the optimiser (same groups, same order); the same schedule is required."""
+        if state.get("schedule") != asdict(self.schedule):
+            raise ValueError(f"its unfreezing schedule was {state.get('schedule')}, not {asdict(self.schedule)}; "
+                             "resume with the same schedule")
+        length = self.schedule.stage_length
+        while self.unfreezer.stage < state["stage"]:  # a stage at a time: each adds its own groups
+            before = self.unfreezer.stage
+            self.unfreezer.update(self.optimizer, (before + 1) * length, (before + 1) * length)
+            if self.unfreezer.stage == before:
+                break
+
+
+def setup(spec: Strategy, model, options: SetupOptions) -> Prepared:
+    """gradual_bottom_up / gradual_top_down: one layer per stage, the stages (and the head alone) spread evenly over
+    `options.total_steps`; fit builds the optimiser and the callback adds each stage's groups."""
+    ft = Finetuner(model, "head_only", verbose=False)
+    length = max(1, options.total_steps // (ft.n_layers + 1))
+    direction = spec.name.removeprefix("gradual_")
+    return Prepared(ft, None, [GradualUnfreezing(UnfreezeSchedule(direction, stage_length=length, unit="step"))], options.lr)

@@ -28,14 +28,18 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import torch
 
-from .callbacks import Callback, Run
-from .freezing import Finetuner
-from .optim import build_optimizer
-from .patterns import module_kind
+from ..callbacks import Callback, Run
+from ..freezing import Finetuner
+from ..optim import build_optimizer
+from ..patterns import module_kind
+from .base import Prepared, SetupOptions, Strategy
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 CATEGORIES = ("attention", "ffn", "norm")
 
@@ -153,6 +157,8 @@ def mask_table(ft: Finetuner) -> pd.DataFrame:
             frozen = sum(not ft.params[unit[0]].requires_grad for unit in units)
             row[cat] = f"{frozen}/{len(units)}"
         rows.append(row)
+    import pandas as pd  # only here: `import hft_lib` stays light
+
     return pd.DataFrame(rows).set_index("layer")
 
 
@@ -164,3 +170,17 @@ def frozen_unit_names(ft: Finetuner) -> dict[int, list[str]]:
                  if not ft.params[unit[0]].requires_grad]
         out[index] = names
     return out
+
+
+def setup(spec: Strategy, model, options: SetupOptions) -> Prepared:
+    """hft_paper: the paper's half of every layer frozen, redrawn every `options.redraw_every` steps (default: never)."""
+    ft = Finetuner(model, "full", verbose=False)
+    redraw = HalfParameterRedraw(ft, seed=options.seed, every=options.redraw_every)
+    return Prepared(ft, redraw.build_optimizer(options.lr, options.weight_decay, options.lr_decay), [redraw], options.lr)
+
+
+def setup_static(spec: Strategy, model, options: SetupOptions) -> Prepared:
+    """hft_paper_static: the paper's half of every layer, drawn once from `options.seed`."""
+    ft = Finetuner(model, "full", verbose=False)
+    apply_hft_paper(ft, options.seed)
+    return Prepared(ft, build_optimizer(ft, options.lr, options.weight_decay, options.lr_decay), [], options.lr)

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import torch
 
-from .callbacks import Callback, Run
-from .freezing import Finetuner
-from .optim import all_parts, param_groups
+from ..callbacks import Callback, Run
+from ..freezing import Finetuner
+from ..optim import all_parts, param_groups
+from .base import Prepared, SetupOptions, Strategy
 
 
 class AutoRGN(Callback):
@@ -82,3 +83,10 @@ class AutoRGN(Callback):
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
+
+
+def setup(spec: Strategy, model, options: SetupOptions) -> Prepared:
+    """auto_rgn: one optimiser group per tensor, each rate scaled by its relative gradient norm every step."""
+    ft = Finetuner(model, "full", verbose=False)
+    rgn = AutoRGN(ft)
+    return Prepared(ft, rgn.build_optimizer(options.lr, options.weight_decay, options.lr_decay), [rgn], options.lr)

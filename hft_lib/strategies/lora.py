@@ -14,8 +14,10 @@ import warnings
 
 from torch import nn
 
-from .freezing import Finetuner
-from .layers import norm_parameter_names, split_model
+from ..freezing import Finetuner
+from ..layers import norm_parameter_names
+from ..tracing import split_model
+from .base import Prepared, SetupOptions, Strategy
 
 LORA_LR_FACTOR = 10  # LoRA's zero-initialised adapters need a larger step than full fine-tuning
 # (query, value) projections per family: BERT/RoBERTa, LLaMA/Mistral/Qwen, DistilBERT, GPT-2 (fused qkv), T5
@@ -81,3 +83,12 @@ def lora_finetuner(model: nn.Module, verbose: bool = False, **lora_kwargs) -> Fi
         print(f"lora: trainable {ft.trainable_parameter_count():,} of {ft.total_parameter_count():,} parameters "
               f"({100 * ft.trainable_share():.2f}%)")
     return ft
+
+
+def setup(spec: Strategy, model, options: SetupOptions) -> Prepared:
+    """lora: adapters on query/value, trained at `LORA_LR_FACTOR` x the run's rate (peft is imported only here)."""
+    from ..optim import build_optimizer
+
+    ft = lora_finetuner(model)
+    lr = options.lr * LORA_LR_FACTOR
+    return Prepared(ft, build_optimizer(ft, lr, options.weight_decay, options.lr_decay), [], lr)

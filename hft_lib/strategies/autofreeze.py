@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import torch
 
-from .callbacks import Callback, Run
-from .freezing import Finetuner
-from .optim import match_trainable
+from ..callbacks import Callback, Run
+from ..freezing import Finetuner
+from ..optim import match_trainable
+from .base import Prepared, SetupOptions, Strategy
 
 EVERY = 20  # optimiser steps per measuring window
 THRESHOLD = 0.1  # a layer whose windowed gradient norm changed by less than 10% counts as settled
@@ -95,7 +96,7 @@ class AutoFreeze(Callback):
         if self.optimizer is not None:
             match_trainable(self.optimizer, self.ft, *self.rates)
         if self.use_cache and self.frozen and not self.ft.embeddings_trainable:
-            from .runtime.caching import FrozenPrefixCache
+            from ..runtime.caching import FrozenPrefixCache
 
             if self.cache is not None:
                 self.cache.remove()
@@ -140,3 +141,9 @@ class AutoFreeze(Callback):
         self.frozen_at = [tuple(row) for row in state["frozen_at"]]
         if self.frozen:
             self._apply()
+
+
+def setup(spec: Strategy, model, options: SetupOptions) -> Prepared:
+    """autofreeze: measuring windows of `options.window` steps (default `EVERY`); fit builds the optimiser."""
+    ft = Finetuner(model, "full", verbose=False)
+    return Prepared(ft, None, [AutoFreeze(ft, every=options.window or EVERY)], options.lr)

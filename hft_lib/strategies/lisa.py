@@ -25,9 +25,10 @@ import random
 
 import torch
 
-from .callbacks import Callback, Run
-from .freezing import Finetuner
-from .optim import match_trainable
+from ..callbacks import Callback, Run
+from ..freezing import Finetuner
+from ..optim import match_trainable
+from .base import Prepared, SetupOptions, Strategy
 
 ACTIVE_LAYERS = 2  # the paper's gamma: layers trained at a time
 EVERY = 20  # the paper's K: optimiser steps between redraws
@@ -103,3 +104,9 @@ class LISA(Callback):
         self.active = self._apply()
         if self.optimizer is not None:
             match_trainable(self.optimizer, self.ft, *self.rates)
+
+
+def setup(spec: Strategy, model, options: SetupOptions) -> Prepared:
+    """lisa: `ACTIVE_LAYERS` random layers, redrawn every `options.redraw_every` steps (default `EVERY`); fit builds the optimiser."""
+    ft = Finetuner(model, "full", verbose=False)
+    return Prepared(ft, None, [LISA(ft, seed=options.seed, every=options.redraw_every or EVERY)], options.lr)
