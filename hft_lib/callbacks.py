@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
     import torch
 
-    from .checkpoint import ResumeState
     from .freezing import Finetuner
 
 
@@ -53,6 +54,22 @@ class History:
     def median_step_time(self, skip: int = 2) -> float:
         times = [s["time_s"] for s in self.steps[skip:]] or [s["time_s"] for s in self.steps]
         return float(statistics.median(times))
+
+
+@dataclass
+class ResumeState:
+    """Where a checkpoint left off (`checkpoint.load_checkpoint` reads it; `fit` continues from it)."""
+
+    path: Path
+    step: int
+    epoch: int
+    batch_in_epoch: int
+    rng: dict
+    epoch_rng: dict
+    optimizer: dict
+    history: dict = field(default_factory=dict)
+    plan: dict = field(default_factory=dict)
+    callback_states: dict = field(default_factory=dict)  # stateful callbacks' states (unfreezing stage, redraw round)
 
 
 @dataclass

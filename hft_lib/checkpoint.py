@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from .callbacks import Callback, History, Run
+from .callbacks import Callback, History, ResumeState, Run
 from .freezing import Finetuner
+from .replay import rng_state
 from .runtime import sharding
 
 FORMAT = 2  # 2: gradual unfreezing saves its stage as a callback state
@@ -59,57 +57,6 @@ def training_plan(ft: Finetuner, **settings) -> dict:
     for key, value in settings.items():
         plan[key] = value.__dict__.copy() if hasattr(value, "__dataclass_fields__") else value
     return json.loads(json.dumps(plan, default=str))
-
-
-# -- RNG ------------------------------------------------------------------------------------
-def rng_state() -> dict:
-    """Python, NumPy and torch (CPU and CUDA) generator states, in types torch.load(weights_only=True) accepts."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
-             "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore what `rng_state` captured."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def loader_generator_state(loader) -> torch.Tensor | None:
-    generator = getattr(loader, "generator", None)
-    return generator.get_state() if generator is not None else None
-
-
-class EpochBatches:
-    """Iterate one epoch of a loader, remembering the RNG states its shuffle starts from.
-
-    With `resume`, the epoch's shuffle is replayed from those states, the batches already trained
-    on are skipped, and the RNG is then set to where it was after the last completed step.
-    """
-
-    def __init__(self, loader, resume: ResumeState | None = None):
-        self.loader, self.resume = loader, resume
-        if resume is not None:
-            torch.set_rng_state(resume.epoch_rng["torch"])
-            if resume.epoch_rng.get("loader") is not None:
-                loader.generator.set_state(resume.epoch_rng["loader"])
-        self.start_rng = {"torch": torch.get_rng_state(), "loader": loader_generator_state(loader)}
-
-    def __iter__(self):
-        iterator = iter(self.loader)
-        if self.resume is not None:
-            for _ in range(self.resume.batch_in_epoch):
-                next(iterator, None)
-            set_rng_state(self.resume.rng)
-        yield from iterator
 
 
 # -- saving ----------------------------------------------------------------------------------
@@ -170,22 +117,6 @@ class Checkpointer:
 
 
 # -- loading ---------------------------------------------------------------------------------
-@dataclass
-class ResumeState:
-    """Where a checkpoint left off (see `load_checkpoint`)."""
-
-    path: Path
-    step: int
-    epoch: int
-    batch_in_epoch: int
-    rng: dict
-    epoch_rng: dict
-    optimizer: dict
-    history: dict = field(default_factory=dict)
-    plan: dict = field(default_factory=dict)
-    callback_states: dict = field(default_factory=dict)  # stateful callbacks' states (unfreezing stage, redraw round)
-
-
 def latest_checkpoint(folder: str | Path, missing_ok: bool = False) -> Path | None:
     """The newest complete checkpoint in `folder` (or `folder` itself if it is one)."""
     folder = Path(folder)

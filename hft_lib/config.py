@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -67,3 +68,17 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def results_dir(out: str | Path | None = None) -> Path:
+    """The one folder sweeps write to and notebooks, the README and `hft sweep` read from, whatever the working directory:
+    `out` if given, else $HFT_RESULTS, else the checkout's `data/results` (the committed evidence, beside this package),
+    else `data/results` under the working directory (an installed package has no checkout)."""
+    if out is not None:
+        return Path(out)
+    if os.environ.get("HFT_RESULTS"):
+        return Path(os.environ["HFT_RESULTS"])
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file():
+        return checkout / "data" / "results"
+    return Path.cwd().resolve() / "data" / "results"

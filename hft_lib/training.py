@@ -15,11 +15,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from .callbacks import Callback, History, Run, call
-from .checkpoint import EpochBatches
 from .config import get_device, set_seed
 from .freezing import Finetuner
 from .optim import apply_schedule, build_optimizer, make_schedule
 from .progress import progress_bar
+from .replay import EpochBatches
 from .runtime import distributed
 from .runtime.sharding import local_bytes
 

@@ -7,7 +7,7 @@ import torch
 
 from hft_lib import Callback, Checkpointing, Finetuner, FitConfig, LambdaCallback, fit
 from hft_lib.optim import build_optimizer, optimizer_parameter_ids
-from hft_lib.strategies import DECODER_STRATEGIES, prepare
+from hft_lib.strategies import prepare
 from hft_lib.strategies.auto_rgn import AutoRGN
 from hft_lib.strategies.autofreeze import AutoFreeze
 from hft_lib.strategies.lisa import LISA, draw_active
@@ -17,9 +17,6 @@ from .conftest import lm_batches, tiny_batches, tiny_bert, tiny_llama
 from .test_resume import Crash, crash_at, shuffled_loader, weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-NEW = ("bitfit", "attention_only", "ffn_only", "lisa", "autofreeze", "auto_rgn")
-
 
 class Invariants(Callback):
     """Checks every step: parameters not trainable during it are bit-identical after it, and the optimiser holds
@@ -50,12 +47,6 @@ def train(strategy: str, model=None, period: int | None = 2, seed: int = 0, epoc
     history = fit(ft, batches or tiny_batches(), epochs=epochs, lr=lr, optimizer=optimizer, callbacks=[*own, check],
                   progress=False, config=FitConfig(weight_decay=0.1, seed=seed))
     return ft, own, check, history
-
-
-@pytest.mark.parametrize("strategy", NEW)
-def test_every_new_strategy_keeps_frozen_weights_and_the_optimizer_exact(strategy):
-    _, _, check, history = train(strategy)
-    assert len(check.active) == 12 and all(torch.isfinite(torch.tensor(s["loss"])) for s in history.steps)
 
 
 @pytest.mark.parametrize("strategy,kind", [("bitfit", "bias"), ("attention_only", "attention"), ("ffn_only", "ffn")])
@@ -204,7 +195,7 @@ def test_a_resumed_run_ends_with_the_same_weights(tmp_path, setup, every, crash)
     assert cb.state_dict() == ref_cb.state_dict() and ref_cb.state_dict()["round" if setup is _lisa else "frozen"] > 0
 
 
-@pytest.mark.parametrize("strategy", [s for s in NEW if s in DECODER_STRATEGIES])
-def test_decoder_strategies_run_on_a_tiny_llama(strategy):
+@pytest.mark.parametrize("strategy", ["lisa", "autofreeze", "auto_rgn"])
+def test_data_driven_strategies_keep_a_tied_lm_head_training_on_a_decoder(strategy):
     ft, _, _, history = train(strategy, model=tiny_llama(), batches=lm_batches(4), epochs=2, period=2)
-    assert len(history.steps) == 8 and ft.embeddings_trainable == (strategy in ("lisa", "autofreeze", "auto_rgn"))
+    assert len(history.steps) == 8 and ft.embeddings_trainable

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from hft_lib.config import results_dir
 from hft_lib.experiments import evidence
-from hft_lib.experiments.sweep import EXPERIMENTS, RESULTS, load_results
+from hft_lib.experiments.sweep import EXPERIMENTS, load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,7 +19,7 @@ def test_every_experiment_is_complete_and_paired(name):
     expected = {c["cell"] for c in EXPERIMENTS[name].cells("quick")}
     assert set(frame["cell"]) == expected, f"{name}: {len(expected - set(frame['cell']))} runs missing"
     assert frame["cell"].is_unique
-    meta = json.loads((RESULTS / f"{name}-quick.json").read_text())
+    meta = json.loads((results_dir() / f"{name}-quick.json").read_text())
     assert all(s["commit"] for s in meta["sessions"] if s.get("event") == "start")
     assert not any(s.get("dirty") for s in meta["sessions"]), "made from uncommitted library code"
 

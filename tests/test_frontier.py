@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from hft_lib import Finetuner, fit
-from hft_lib.experiments.frontier import COSTS, _relative_cost, explorer, plot_model
+from hft_lib.experiments.frontier import COSTS, relative_cost
+from hft_lib.viz.frontier import explorer, plot_model
 
 from .conftest import tiny_batches, tiny_bert
 
@@ -21,7 +22,7 @@ def runs() -> pd.DataFrame:
                 rows.append({"model": model, "strategy": strategy, "budget": budget, "steps": steps * 4,
                              "quality": 0.5 + 0.1 * i + 0.05 * steps, "retention": 90.0 + 3 * i, "step_time_s": 1.0 - 0.2 * i,
                              "trainable_pct": 100.0 / (1 + 10 * i), "state_mb": 400.0 - 100 * i})
-    return pd.concat([_relative_cost(group.copy()) for _, group in pd.DataFrame(rows).groupby("model", sort=False)])
+    return pd.concat([relative_cost(group.copy()) for _, group in pd.DataFrame(rows).groupby("model", sort=False)])
 
 
 def test_every_cost_measure_sizes_and_colours_the_points():
@@ -36,7 +37,7 @@ def test_every_cost_measure_sizes_and_colours_the_points():
 
 
 def test_explorer_offers_only_computed_runs_and_redraws_on_every_choice(monkeypatch):
-    from hft_lib.experiments import frontier
+    from hft_lib.viz import frontier
 
     drawn = []
     monkeypatch.setattr(frontier, "plot_model", lambda frame, model, budget, highlight, cost: drawn.append((model, budget, highlight, cost)))

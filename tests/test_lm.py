@@ -114,9 +114,9 @@ def test_decoder_cli_refuses_unknown_strategies_before_loading_anything(tmp_path
 def test_choose_table_picks_the_measured_best_per_situation():
     import pandas as pd
 
-    from hft_lib.experiments.frontier import _relative_cost, choose_table
+    from hft_lib.experiments.frontier import choose_table, relative_cost
     rows = [("full", 0.90, 80.0, 1.0, 100.0), ("lower_half", 0.89, 95.0, 0.6, 40.0), ("lora", 0.70, 99.0, 0.8, 0.5)]
-    frame = _relative_cost(pd.DataFrame([{"model": "m", "strategy": s, "budget": "8 steps", "steps": 8, "quality": q,
+    frame = relative_cost(pd.DataFrame([{"model": "m", "strategy": s, "budget": "8 steps", "steps": 8, "quality": q,
                                           "retention": r, "step_time_s": t, "trainable_pct": p} for s, q, r, t, p in rows]))
     table = choose_table(frame)["choose"]["m"]
     assert table["best task quality, cost no object"] == "full"

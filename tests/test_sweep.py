@@ -137,6 +137,22 @@ def test_sweep_profile_defaults_to_hft_profile(tmp_path, monkeypatch):
     assert seen == ["full"]
 
 
+def test_hft_sweep_from_another_folder_writes_where_load_results_reads(tmp_path, monkeypatch, experiment):
+    from hft_lib.config import results_dir
+    from hft_lib.experiments.sweep import load_results
+
+    exp, _ = experiment
+    monkeypatch.setitem(EXPERIMENTS, "toy", exp)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    checkout = results_dir()
+    assert checkout.is_absolute() and (checkout / "strategies-quick.csv").exists()  # the committed evidence, from any folder
+    monkeypatch.setenv("HFT_RESULTS", str(tmp_path / "results"))  # keep the toy rows out of the checkout
+    assert cli.main(["sweep", "toy", "--seeds", "0-1"]) == 0
+    assert len(load_results("toy")) == 4 and not (elsewhere / "data").exists()
+
+
 def test_sweep_list_describes_every_experiment(capsys):
     assert cli.main(["sweep", "--list"]) == 0
     out = capsys.readouterr().out

@@ -26,7 +26,8 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
                        profile: Profile | None = None, seed: int = 0, task=None, lr_decay: float | None = None,
                        progress: bool = True, keep_model: bool = False, probes=None,
                        probes_before: dict[str, float] | None = None, callbacks: list[Callback] | tuple = (),
-                       device: str | None = None, embeddings: str | None = None, model=None) -> dict:
+                       device: str | None = None, embeddings: str | None = None,
+                       start_from: tuple | None = None) -> dict:
     """Fine-tune `model_name` on `task_name` with one strategy; returns a flat dict of results.
 
     Gradual strategies unfreeze one layer per stage, with stages spread evenly over the run. With
@@ -34,7 +35,7 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
     against `probes_before` (scored on the pretrained model if not given), reported as `retention_pct`
     and `probe_<task>` columns. `callbacks` run after the strategy's own (e.g. hft_paper's redraw);
     a `Checkpointing` among them saves or resumes the run. `embeddings` overrides a layer pattern's
-    embeddings choice (see `prepare`). `model`: a (model, tokenizer) pair to fine-tune instead of loading
+    embeddings choice (see `prepare`). `start_from`: a (model, tokenizer) pair to fine-tune instead of loading
     `model_name` (e.g. one already fine-tuned on another task); seed before creating it, so that a new
     head's initial weights depend on the seed only.
     """
@@ -42,7 +43,7 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
     profile = profile or get_profile()
     task = task or load_task(task_name, profile.train_size, profile.eval_size, profile.eval_size, seed=seed)
     set_seed(seed)
-    model, tokenizer = model or load_model(model_name, num_labels=len(label_names(task)))
+    model, tokenizer = start_from or load_model(model_name, num_labels=len(label_names(task)))
     split = loaders(task, tokenizer, profile, seed)
     steps = profile.epochs * len(split["train"])  # a round of hft_paper = one epoch
     ft, optimizer, own, lr = prepare(strategy, model, profile.lr, seed=seed, total_steps=steps,

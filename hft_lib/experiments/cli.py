@@ -12,8 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 DEFAULT_STRATEGIES = "full,lower_half,alternate"
-DECODERS = ("smollm2-135m",)
-RESULTS = Path("data") / "results"  # relative to where hft runs: the committed evidence when run from a checkout  # compared as causal LMs (task as a prompt, forgetting as news perplexity)
+DECODERS = ("smollm2-135m",)  # compared as causal LMs (task as a prompt, forgetting as news perplexity)
 
 
 def new_run_dir(root: Path, name: str) -> Path:
@@ -33,27 +32,6 @@ def new_run_dir(root: Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise SystemExit(f"error: too many runs named {stamp}-{name} in {root}; wait a second and try again.")
-
-
-def plot_comparison(frame: pd.DataFrame, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..viz.plots import save_run_figure
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.bar(frame["strategy"], frame["test_accuracy"], color="tab:blue")
-    ax1.axhline(frame["majority_baseline"].iloc[0], color="grey", ls="--", label="majority class")
-    ax1.set_ylabel("test accuracy")
-    ax1.set_ylim(0, 1)
-    ax1.legend()
-    ax2.bar(frame["strategy"], frame["epoch_time_s"], color="tab:orange")
-    ax2.set_ylabel("seconds per epoch")
-    best = frame.loc[frame["test_accuracy"].idxmax(), "strategy"]
-    fastest = frame.loc[frame["epoch_time_s"].idxmin(), "strategy"]
-    save_run_figure(fig, frame, f"most accurate {best}, fastest {fastest}", path)
 
 
 def positive_int(text: str) -> int:
@@ -192,6 +170,8 @@ def train_and_report(args, strategies, profile, out, dist, run_name, resume) -> 
     frame = pd.DataFrame(rows)
     frame.to_csv(out / "results.csv", index=False)
     (out / "results.json").write_text(json.dumps(rows, indent=1))
+    from ..viz.comparison import plot_comparison
+
     plot_comparison(frame, out / "comparison.png")
     shown = frame[["strategy", "test_accuracy", "trainable_pct", "epoch_time_s", "step_time_s"]]
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -264,7 +244,8 @@ def run_jobs(args: argparse.Namespace, names: list[str], profile: str) -> int:
 
     threads = max(1, (os.cpu_count() or 1) // args.jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    base = [sys.executable, "-m", "hft_lib.experiments.cli", "sweep", *names, "--profile", profile, "--out", args.out]
+    base = [sys.executable, "-m", "hft_lib.experiments.cli", "sweep", *names, "--profile", profile]
+    base += ["--out", args.out] if args.out else []
     base += ["--seeds", args.seeds] if args.seeds else []
     procs = [subprocess.Popen([*base, "--part", f"{i}/{args.jobs}"], env=env) for i in range(1, args.jobs + 1)]
     codes = [p.wait() for p in procs]
@@ -302,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     p_sweep.add_argument("--list", action="store_true", help="describe the experiments and exit")
     p_sweep.add_argument("--seeds", default=None, help="e.g. 0-4 or 0,2,7 (default: the experiment's own)")
     p_sweep.add_argument("--profile", default=None, help="quick or full (default: $HFT_PROFILE, else full on CUDA, else quick)")
-    p_sweep.add_argument("--out", default=str(RESULTS), help=f"results folder (default {RESULTS})")
+    p_sweep.add_argument("--out", default=None, help="results folder (default: $HFT_RESULTS, else the checkout's data/results)")
     p_sweep.add_argument("--jobs", type=positive_int, default=1, help="processes side by side, each with cores/N threads")
     p_sweep.add_argument("--part", default=None, metavar="I/N", help="run only the I-th of N shares of the seeds")
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..measure import stats
-from .sweep import RESULTS, load_results
+from .sweep import load_results
 
 ACCURACY_MARGIN = 0.02  # "costs little" / "matches": within 2 points of test accuracy
 
@@ -94,7 +94,7 @@ def _precondition(claim: Claim, frame: pd.DataFrame) -> str | None:
     return None
 
 
-def verdicts(out: str | Path = RESULTS, profile: str = "quick", claims=CLAIMS) -> pd.DataFrame:
+def verdicts(out: str | Path | None = None, profile: str = "quick", claims=CLAIMS) -> pd.DataFrame:
     """Every claim whose experiment has results: the paired comparison and its verdict (one row per claim)."""
     rows, frames = [], {}
     for claim in claims:
@@ -119,7 +119,7 @@ def verdicts(out: str | Path = RESULTS, profile: str = "quick", claims=CLAIMS) -
     return pd.DataFrame(rows)
 
 
-def summary_table(out: str | Path = RESULTS, profile: str = "quick", experiment: str = "strategies",
+def summary_table(out: str | Path | None = None, profile: str = "quick", experiment: str = "strategies",
                   metrics: tuple[str, ...] = ("test_accuracy",)) -> pd.DataFrame:
     """Mean, 95 % interval and failed runs of each variant of one experiment (for tables and error bars)."""
     from .sweep import get_experiment, variant_label
@@ -169,7 +169,7 @@ def _cell(mean: float, low: float, high: float, percent: bool) -> str:
     return f"{mean:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def summary_markdown(experiment: str, metrics: dict[str, str], out: str | Path = RESULTS, profile: str = "quick") -> str:
+def summary_markdown(experiment: str, metrics: dict[str, str], out: str | Path | None = None, profile: str = "quick") -> str:
     """One experiment's variants as a Markdown table: mean [95 % interval] of each metric, seeds, failed runs."""
     table = summary_table(out, profile, experiment, tuple(metrics))
     lines = ["| variant | seeds | " + " | ".join(metrics.values()) + " | failed runs |",
@@ -180,7 +180,7 @@ def summary_markdown(experiment: str, metrics: dict[str, str], out: str | Path =
     return "\n".join(lines)
 
 
-def readme_block(out: str | Path = RESULTS, profile: str = "quick") -> str:
+def readme_block(out: str | Path | None = None, profile: str = "quick") -> str:
     """The README's results: every experiment's table and every claim's verdict, all computed from the store."""
     from .sweep import EXPERIMENTS, ResultsStore
 
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("--results", default=str(RESULTS))
+    parser.add_argument("--results", default=None)
     parser.add_argument("--profile", default="quick")
     args = parser.parse_args(argv)
     print(readme_block(args.results, args.profile))

@@ -5,13 +5,15 @@ One row per (model, strategy, budget), averaged over seeds, with the same three 
 - retention, higher is better and 100 means nothing lost: encoder: the share of the held-out probes'
   above-chance accuracy kept (`retention_cc`); decoder: 100 x news perplexity before / after;
 - cost: time per optimiser step (also relative to full fine-tuning of the same model) and trainable share.
+
+This module computes; `viz.frontier` draws the chart and the explorer widget from its frame.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-ENCODER = "minilm-l6"
+ENCODER = "minilm-l6"  # the model names the frame's rows carry
 DECODER = "smollm2-135m"
 # Cost measures a chart can size and colour its points by: column -> axis label.
 COSTS = {"step_time_vs_full": "time per step / full fine-tuning",
@@ -28,9 +30,8 @@ def from_evidence(out=None, profile: str = "quick") -> pd.DataFrame:
     `quality_seeds` and `retention_seeds` keep the per-seed values (in seed order), so `choose_table` names
     every strategy whose paired difference from the best is not resolved, instead of a winner inside the noise.
     """
-    from .sweep import RESULTS, load_results
+    from .sweep import load_results
 
-    out = out or RESULTS
     rows = []
 
     def add(model, variant, group, budget, steps, quality, retention):
@@ -51,10 +52,11 @@ def from_evidence(out=None, profile: str = "quick") -> pd.DataFrame:
             add(DECODER, variant, group, f"{b} steps", b, group[f"task_accuracy@{b}"],
                 100 / (1 + group[f"forgetting_pct@{b}"] / 100))
     frame = pd.DataFrame(rows)
-    return pd.concat([_relative_cost(part.copy()) for _, part in frame.groupby("model", sort=False)], ignore_index=True)
+    return pd.concat([relative_cost(part.copy()) for _, part in frame.groupby("model", sort=False)], ignore_index=True)
 
 
-def _relative_cost(frame: pd.DataFrame) -> pd.DataFrame:
+def relative_cost(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (one model's rows) with `step_time_vs_full`: each step time over full fine-tuning's."""
     full = frame.loc[frame["strategy"] == "full", "step_time_s"]
     frame["step_time_vs_full"] = frame["step_time_s"] / full.iloc[0] if len(full) else float("nan")
     return frame
@@ -98,78 +100,3 @@ def _tied(runs: pd.DataFrame, column: str) -> str:
         if not mean_ci([a - b for a, b in pairs])[1] > 0:  # the interval's lower end
             tied.append(other)
     return best + (f" (not resolved against: {', '.join(tied)})" if tied else "")
-
-
-def plot_model(frame: pd.DataFrame, model: str, budget: str | None = None, highlight: str | None = None, ax=None,
-               cost: str = "step_time_vs_full"):
-    """Quality vs retention for one model at one budget (default: the largest); size and colour = `cost` (see COSTS)."""
-    if cost not in COSTS:
-        raise ValueError(f"Unknown cost {cost!r}; choose from {', '.join(COSTS)}.")
-    import matplotlib.pyplot as plt
-
-    from ..viz.tradeoff import plot_quality_retention
-
-    runs = frame[frame["model"] == model]
-    budget = budget or runs.loc[runs["steps"].idxmax(), "budget"]
-    runs = runs[runs["budget"] == budget]
-    ax = ax or plt.subplots(figsize=(6.5, 4.5))[1]
-    plot_quality_retention(runs, "quality", "retention", cost, ax=ax, quality_label="held-out task accuracy",
-                  retention_label=RETENTION_LABEL.get(model, "retention (%)"), cost_label=COSTS[cost])
-    if highlight is not None:
-        row = runs[runs["strategy"] == highlight].iloc[0]
-        ax.scatter([row["quality"]], [row["retention"]], s=700, facecolors="none", edgecolors="red", linewidths=2)
-    best = runs.loc[runs["quality"].idxmax(), "strategy"]
-    keeps = runs.loc[runs["retention"].idxmax(), "strategy"]
-    ax.set_title(f"{model}, {budget}\nmost accurate: {best}; keeps most: {keeps}", fontsize=10)
-    return ax
-
-
-def explorer(frame: pd.DataFrame):
-    """An ipywidgets explorer: pick model, strategy and budget among the computed runs, and the cost that sizes and
-    colours the points (time per step, trainable share, training memory); shows the chart and the run's numbers."""
-    import ipywidgets as widgets
-    import matplotlib.pyplot as plt
-    from IPython.display import clear_output, display
-
-    from ..viz.widgets import with_text_fallback
-
-    models = list(dict.fromkeys(frame["model"]))
-    whole = {"style": {"description_width": "initial"}}  # the labels are shown in full, not cut to a fixed width
-    model = widgets.Dropdown(options=models, description="model", **whole)
-    strategy = widgets.Dropdown(description="strategy", layout=widgets.Layout(width="max-content"), **whole)
-    budget = widgets.Dropdown(description="budget", **whole)
-    cost = widgets.Dropdown(options=[(label, column) for column, label in COSTS.items() if column in frame], description="cost",
-                            layout=widgets.Layout(width="max-content"), **whole)
-    out = widgets.Output()
-    updating = False  # while the menus are refilled for a new model, their changes draw nothing
-
-    def options(*_):  # a Dropdown given new options selects nothing: keep the choice if offered, else a default
-        nonlocal updating
-        updating = True
-        runs = frame[frame["model"] == model.value]
-        chosen = strategy.value
-        strategy.options = list(dict.fromkeys(runs["strategy"]))
-        strategy.value = chosen if chosen in strategy.options else strategy.options[0]
-        budget.options = list(dict.fromkeys(runs.sort_values("steps")["budget"]))
-        budget.value = budget.options[-1]
-        updating = False
-
-    def render(*_):
-        if updating or strategy.value is None or budget.value is None:
-            return
-        with out:
-            clear_output(wait=True)
-            plot_model(frame, model.value, budget.value, highlight=strategy.value, cost=cost.value)
-            plt.show()
-            row = frame[(frame["model"] == model.value) & (frame["strategy"] == strategy.value) & (frame["budget"] == budget.value)]
-            display(row.drop(columns=["model", "quality_seeds", "retention_seeds"], errors="ignore").round(3))
-
-    model.observe(options, names="value")
-    for control in (model, strategy, budget, cost):
-        control.observe(render, names="value")
-    options()
-    render()
-    return with_text_fallback(widgets.VBox([widgets.HBox([model, strategy, budget, cost],
-                                                         layout=widgets.Layout(flex_flow="row wrap")), out]),
-                              "[The strategy explorer: it needs a running kernel with ipywidgets (a trusted notebook, "
-                              "JupyterLab or Colab). Here it cannot run; the static chart after it shows one choice.]")

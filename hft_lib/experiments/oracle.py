@@ -138,7 +138,7 @@ def against_best(frame: pd.DataFrame, metric: str = "test_accuracy", rules: tupl
 
 def choose_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """The rules and the best subset in `frontier`'s shape, for `frontier.choose_table` (per-seed values kept for ties)."""
-    from .frontier import ENCODER, RUN_COSTS, _relative_cost
+    from .frontier import ENCODER, RUN_COSTS, relative_cost
 
     best = best_subset(frame)
     keep = set(against_best(frame, best=best).index) | {best}
@@ -150,7 +150,7 @@ def choose_frame(frame: pd.DataFrame) -> pd.DataFrame:
                      "quality": runs["test_accuracy"].mean(), "retention": runs["retention_cc"].mean(),
                      "quality_seeds": tuple(runs["test_accuracy"]), "retention_seeds": tuple(runs["retention_cc"]),
                      "n": len(runs), **{k: runs[k].mean() for k in RUN_COSTS}})
-    return _relative_cost(pd.DataFrame(rows))
+    return relative_cost(pd.DataFrame(rows))
 
 
 def markdown(frame: pd.DataFrame) -> str:

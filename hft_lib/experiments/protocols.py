@@ -64,7 +64,7 @@ def classification(cell: dict, cache: dict, keep_model: bool = False) -> dict:
     loaded = load_model(cell["model"], num_labels=len(label_names(task)))
     result = run_classification(cell["strategy"], cell["model"], cell["task"], profile, seed=cell["seed"], task=task,
                                 progress=keep_model, keep_model=keep_model or cell.get("measure_train", False), probes=suite,
-                                probes_before=before, embeddings=cell.get("embeddings"), model=loaded)
+                                probes_before=before, embeddings=cell.get("embeddings"), start_from=loaded)
     metrics = {k: result[k] for k in ("test_accuracy", "val_accuracy", "majority_baseline", "final_loss", "trainable_pct",
                                       "step_time_s", "train_time_s", "state_mb")}
     if suite is not None:
@@ -111,7 +111,8 @@ def sequential(cell: dict, cache: dict) -> dict:
     model_b.load_state_dict(body, strict=False)
     model_b.to(next(a["model"].parameters()).device)
     result = run_classification(cell["strategy"], cell["model"], cell["task"], profile, seed=cell["seed"], task=task_b,
-                                progress=False, keep_model=True, embeddings=cell.get("embeddings"), model=(model_b, tokenizer))
+                                progress=False, keep_model=True, embeddings=cell.get("embeddings"),
+                                start_from=(model_b, tokenizer))
     scorer = copy.deepcopy(a["model"])  # A's head, B's fine-tuned body
     scorer.load_state_dict({n: v for n, v in result["finetuner"].model.state_dict().items() if n in body}, strict=False)
     test_a = make_loader(a["task"]["test"], tokenizer, profile.batch_size, profile.max_length,

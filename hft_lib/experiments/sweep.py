@@ -29,11 +29,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..config import results_dir
 from ..strategies import check_strategies, subset_name
 from ..training import TrainingDiverged
 from .protocols import PROTOCOLS
-
-RESULTS = Path(__file__).resolve().parents[2] / "data" / "results"  # the committed evidence (in a checkout)
 
 
 @dataclass(frozen=True)
@@ -77,27 +76,27 @@ def cell_id(cell: dict) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 
 
-ENCODER = {"model": "minilm-l6", "task": "trec6", "val_size": 100, "test_size": 300}
+ENCODER_SETTINGS = {"model": "minilm-l6", "task": "trec6", "val_size": 100, "test_size": 300}
 SUBSETS = tuple(subset_name(i for i in range(6) if mask >> i & 1) for mask in range(64))  # every subset of 6 layers
 RULES = ("full", "hft_paper", "lora", "lisa", "bitfit", "attention_only", "ffn_only", "autofreeze", "auto_rgn")  # not subsets
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("strategies", "C1, C2, C6, HFT paper (encoder): accuracy and retention per pattern, with mirror controls",
                "classification", tuple({"strategy": s} for s in (
                    "full", "lower_half", "upper_half", "alternate", "alternate_odd", "hft_paper", "head_only")),
-               settings={**ENCODER, "probe_tasks": ("movie_sentiment", "tweet_sentiment"), "probe_size": 200},
+               settings={**ENCODER_SETTINGS, "probe_tasks": ("movie_sentiment", "tweet_sentiment"), "probe_size": 200},
                profiles={"full": {"test_size": 1000, "probe_size": 1000}}),
     Experiment("gradual", "C3, C5: gradual vs all at once, bottom-up vs top-down, at two learning rates",
                "classification", tuple({"strategy": s, "lr": lr} for lr in (1e-4, 3e-4)
                                        for s in ("full", "gradual_bottom_up", "gradual_top_down")),
-               settings=ENCODER, profiles={"full": {"test_size": 1000}}),
+               settings=ENCODER_SETTINGS, profiles={"full": {"test_size": 1000}}),
     Experiment("small_data", "C4: does freezing regularise where full fine-tuning overfits (100 examples, 12 epochs)?",
                "classification", tuple({"strategy": s} for s in ("full", "lower_half", "head_only")),
-               settings={**ENCODER, "train_size": 100, "epochs": 12, "measure_train": True},
+               settings={**ENCODER_SETTINGS, "train_size": 100, "epochs": 12, "measure_train": True},
                profiles={"full": {"test_size": 1000}}),
     Experiment("sequential", "Forgetting (encoder): movie_sentiment accuracy lost after fine-tuning on TREC-6",
                "sequential", tuple({"strategy": s} for s in (
                    "full", "lower_half", "upper_half", "hft_paper")),
-               settings={**ENCODER, "task_a": "movie_sentiment", "train_size_a": 500, "epochs_a": 2},
+               settings={**ENCODER_SETTINGS, "task_a": "movie_sentiment", "train_size_a": 500, "epochs_a": 2},
                profiles={"full": {"test_size": 1000, "train_size_a": 2000}}),
     Experiment("decoder", "HFT paper and forgetting (decoder): learning-forgetting curves, tied head trainable vs frozen",
                "lm_curve", ({"strategy": "full"}, {"strategy": "full", "embeddings": "frozen"},
@@ -107,7 +106,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                profiles={"full": {"lm_steps": 300, "budgets": (50, 100, 200, 300)}}),
     Experiment("oracle", "Which layers to freeze: all 64 subsets of MiniLM's layers (embeddings frozen), and nine rules against them",
                "classification", tuple({"strategy": s} for s in (*SUBSETS, *RULES)), seeds=(0, 1, 2),
-               settings={**ENCODER, "val_size": 50, "train_size": 320, "epochs": 2, "lr": 3e-4,  # 219 runs in <= 90 min on 2 cores
+               settings={**ENCODER_SETTINGS, "val_size": 50, "train_size": 320, "epochs": 2, "lr": 3e-4,  # 219 runs in <= 90 min on 2 cores
                          "probe_tasks": ("movie_sentiment", "tweet_sentiment"), "probe_size": 100},
                profiles={"full": {"val_size": 100, "train_size": None, "epochs": 3, "lr": 5e-5, "test_size": 1000,
                                   "probe_size": 1000}}),
@@ -160,8 +159,8 @@ def provenance() -> dict:
 class ResultsStore:
     """One experiment's results file and provenance; rows are appended atomically under a lock."""
 
-    def __init__(self, out: str | Path, experiment: Experiment, profile: str):
-        self.dir = Path(out)
+    def __init__(self, out: str | Path | None, experiment: Experiment, profile: str):
+        self.dir = results_dir(out)  # None: the one default location (config.results_dir)
         self.csv = self.dir / f"{experiment.name}-{profile}.csv"
         self.meta = self.csv.with_suffix(".json")
         self.settings = json.loads(json.dumps({**experiment.resolved(profile), "variants": experiment.variants}, default=list))
@@ -215,7 +214,7 @@ class ResultsStore:
 
 
 def run_sweep(experiment: Experiment | str, profile: str = "quick", seeds: tuple[int, ...] | None = None,
-              out: str | Path = RESULTS, part: tuple[int, int] = (0, 1), echo: Callable[[str], None] = print) -> pd.DataFrame:
+              out: str | Path | None = None, part: tuple[int, int] = (0, 1), echo: Callable[[str], None] = print) -> pd.DataFrame:
     """Run every unfinished cell of `experiment` (this process's `part` of them); returns the results so far."""
     experiment = get_experiment(experiment) if isinstance(experiment, str) else experiment
     check_strategies([v["strategy"] for v in experiment.variants], decoder=experiment.protocol == "lm_curve")
@@ -252,7 +251,7 @@ def run_sweep(experiment: Experiment | str, profile: str = "quick", seeds: tuple
     return store.rows()
 
 
-def load_results(experiment: str, profile: str = "quick", out: str | Path = RESULTS) -> pd.DataFrame:
+def load_results(experiment: str, profile: str = "quick", out: str | Path | None = None) -> pd.DataFrame:
     """The stored rows of one experiment (what the notebooks and the README's numbers read)."""
     store = ResultsStore(out, get_experiment(experiment), profile)
     if not store.csv.exists():
@@ -282,7 +281,7 @@ def run_cell(experiment: str, variant: str, seed: int = 0, profile: str | None =
 
 def check_live(experiment: str, live: dict[str, dict], metrics: tuple[str, ...] = ("test_accuracy",),
                tolerance: float | dict[str, float] = 0.02, profile: str | None = None,
-               out: str | Path = RESULTS) -> pd.DataFrame | None:
+               out: str | Path | None = None) -> pd.DataFrame | None:
     """Compare live runs (variant -> `run_cell` result) with the stored rows of the same cells; fail if stale.
 
     Stored and live runs use the same code, settings and seed, so they differ only by floating-point
