@@ -6,16 +6,27 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..measure.stats import REFUTED, SUPPORTED
+from .plots import fit_titles
 
 COLOURS = {SUPPORTED: "tab:green", REFUTED: "tab:red"}
 
 
 def plot_claims(table: pd.DataFrame, ax=None, title: str | None = None):
-    """Forest plot: one row per claim, its paired difference and 95 % interval, the margin band, coloured by verdict."""
+    """Forest plot: one row per claim, its paired difference and 95 % interval, the margin band, coloured by verdict.
+
+    The verdict and the unit of each row (rows of different metrics share the x axis) are written right of the axes,
+    in a margin as wide as the longest of them; alone in its figure, the title is centred on the figure, above the
+    claim names too.
+    """
+    from matplotlib.transforms import blended_transform_factory
+
     from ..experiments.evidence import SCALE
+    from .plots import wrap_to_width
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(9, 0.55 * len(table) + 1.2))
+        _, ax = plt.subplots(figsize=(9, 0.55 * len(table) + 1.4))
+    fig = ax.figure
+    notes = []
     for y, r in enumerate(table.itertuples()):
         scale, unit = SCALE.get(r.metric, (1, ""))
         colour = COLOURS.get(r.verdict, "tab:grey")
@@ -24,17 +35,27 @@ def plot_claims(table: pd.DataFrame, ax=None, title: str | None = None):
         if r.margin:
             ax.fill_betweenx([y - 0.3, y + 0.3], -r.margin * scale, r.margin * scale, color="tab:blue", alpha=0.15, lw=0)
         verdict = r.verdict.split(":")[0]  # "not testable here: why" -> the why is in the verdict table
-        note = ax.annotate(f"{verdict} ({unit})", (1.01, y), xycoords=("axes fraction", "data"), va="center", fontsize=8,
-                           color=colour, annotation_clip=False)
-        note.set_in_layout(False)  # placed in the margin kept free below, not squeezed into by tight_layout
+        notes.append(ax.annotate(f"{verdict} ({unit})", (1.02, y), xycoords=("axes fraction", "data"), va="center",
+                                 fontsize=8, color=colour, annotation_clip=False))
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(range(len(table)), [f"{r.claim}: {r.candidate} vs {r.reference}" for r in table.itertuples()], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("candidate - reference, paired over seeds (95 % interval; shaded: the equivalence margin)")
-    ax.set_title(title or "Each claim's paired difference: green supported, red refuted, grey not resolved")
-    ax.figure.tight_layout()
-    ax.figure.subplots_adjust(right=0.72)  # room for the verdicts written right of the axes
-    return ax.figure
+    ax.set_xlabel("candidate - reference, paired over seeds\n(unit right of each row; 95 % interval; shaded: the equivalence margin)")
+    heading = ax.set_title(title or "Each claim's paired difference: green supported, red refuted, grey not resolved")
+    if len(fig.axes) == 1:  # its own figure: the title centred on it, over the claim names as well as the axes
+        heading.set_transform(blended_transform_factory(fig.transFigure, ax.transAxes) + ax.titleOffsetTrans)
+        heading.set_x(0.5)
+    wrap_to_width(heading, 0.96 * fig.bbox.width if len(fig.axes) == 1 else ax.get_window_extent().width)
+    for note in notes:  # out of tight_layout, which cannot place text beside the axes; the margin is made below
+        note.set_in_layout(False)
+    fig.tight_layout()
+    renderer = fig.canvas.get_renderer()
+    widest = max((n.get_window_extent(renderer).width for n in notes), default=0)
+    right = 1 - (widest + 0.02 * ax.get_window_extent().width + 6) / fig.bbox.width
+    fig.subplots_adjust(right=min(fig.subplotpars.right, right))
+    for note in notes:  # inside the canvas now: a notebook's tight crop must keep them
+        note.set_in_layout(True)
+    return fig
 
 
 def plot_variants(summary: pd.DataFrame, metric: str = "test_accuracy", ax=None, baseline: float | None = None,
@@ -54,7 +75,7 @@ def plot_variants(summary: pd.DataFrame, metric: str = "test_accuracy", ax=None,
     if "accuracy" in metric:
         ax.set_ylim(0, 1)
     ax.set_title(title or f"{label} over {int(summary['n'].min())} seeds")
-    ax.figure.tight_layout()
+    fit_titles(ax.figure)
     return ax.figure
 
 
@@ -63,27 +84,36 @@ def plot_curves(frame: pd.DataFrame, budgets, before: float, quality: str = "tas
     """Learning-forgetting curves: per variant, mean quality (x) against mean forgetting (y) after each budget.
 
     Starts every curve at the model before training (`before`, 0 % forgetting); bars are 95 % intervals over seeds.
+    Every point after training is labelled with its number of steps, in its curve's colour, clear of the other labels.
     """
     from ..measure.stats import mean_ci
+    from .tradeoff import place_labels
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 5))
+        _, ax = plt.subplots(figsize=(9, 5))
+    variants = list(frame["variant"].unique())
+    points = []  # (x, y, budget, colour) of every labelled point
     for variant, group in frame.groupby("variant", sort=False):
+        colour = f"C{variants.index(variant)}"
         xs, ys = [before], [0.0]
         for budget in budgets:
             (x, xl, xh), (y, yl, yh) = mean_ci(group[f"{quality}@{budget}"]), mean_ci(group[f"{forgetting}@{budget}"])
             ax.errorbar(x, y, xerr=[[x - xl], [xh - x]], yerr=[[y - yl], [yh - y]], fmt="none", alpha=0.35, capsize=2,
-                        color=f"C{list(frame['variant'].unique()).index(variant)}")
+                        color=colour)
             xs.append(x)
             ys.append(y)
-        line, = ax.plot(xs, ys, "o-", label=variant, color=f"C{list(frame['variant'].unique()).index(variant)}")
-        ax.annotate(f"{budgets[-1]}", (xs[-1], ys[-1]), textcoords="offset points", xytext=(4, 4), fontsize=7,
-                    color=line.get_color())
+            points.append((x, y, str(budget), colour))
+        ax.plot(xs, ys, "o-", label=variant, color=colour)
     ax.axvline(before, color="grey", ls="--", lw=1)
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xlabel("held-out task accuracy (mean over seeds)")
+    ax.set_xlabel("held-out task accuracy (mean over seeds; dashed: before training)")
     ax.set_ylabel("news perplexity change, % (lower = less forgetting)")
-    ax.set_title(title or f"Learning-forgetting curves after {', '.join(map(str, budgets))} steps")
-    ax.legend(fontsize=8)
-    ax.figure.tight_layout()
+    steps = ", ".join(map(str, budgets[:-1])) + (" and " if len(budgets) > 1 else "") + str(budgets[-1])
+    ax.set_title(title or f"Learning-forgetting curves after {steps} steps (each point labelled with its steps)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), title="variant", title_fontsize=8)
+    ax.margins(0.08)
+    fit_titles(ax.figure)
+    xs, ys, labels, colours = zip(*points)
+    for text, colour in zip(place_labels(ax, xs, ys, labels, fontsize=8), colours):
+        text.set_color(colour)
     return ax.figure

@@ -7,6 +7,8 @@ title states what the numbers show (computed from them); pass `title=` to write 
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -14,6 +16,47 @@ from matplotlib.figure import Figure
 
 LAYER_LABEL = "hidden state (0 = embeddings output, k = output of layer k-1)"
 COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def wrap_to_width(text, width_px: float) -> None:
+    """Break `text` (a matplotlib Text) at spaces so that no line is wider than `width_px`; its own breaks stay."""
+    renderer = text.figure.canvas.get_renderer()
+    lines = []
+    for paragraph in text.get_text().split("\n"):
+        line = ""
+        for word in paragraph.split(" "):
+            text.set_text(f"{line} {word}" if line else word)
+            if line and text.get_window_extent(renderer).width > width_px:
+                lines.append(line)
+                line = word
+            else:
+                line = text.get_text()
+        lines.append(line)
+    text.set_text("\n".join(lines))
+
+
+def fit_titles(fig: Figure) -> None:
+    """Lay `fig` out (tight_layout) with every title no wider than its room: an axes title its axes, a suptitle
+    the figure. Titles first fit the figure, so that the layout does not squeeze the axes to make room for them."""
+    titles = [(t, ax) for ax in fig.axes for t in (ax.title, ax._left_title, ax._right_title) if t.get_text()]
+    titles += [(fig._suptitle, None)] if fig._suptitle is not None and fig._suptitle.get_text() else []
+    texts = [t.get_text() for t, _ in titles]
+    for title, _ in titles:
+        wrap_to_width(title, 0.96 * fig.bbox.width)
+    fig.tight_layout()
+    for (title, ax), text in zip(titles, texts):
+        if ax is not None:
+            title.set_text(text)
+            wrap_to_width(title, ax.get_window_extent().width)
+    fig.tight_layout()
+
+
+def slant_crowded_ticks(ax) -> None:
+    """Slant the x tick labels of `ax` (30 degrees, anchored at their tick) where side by side they would touch."""
+    renderer = ax.figure.canvas.get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()]
+    if any(a.x1 + 2 > b.x0 for a, b in pairwise(boxes)):
+        plt.setp(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
 
 
 def _layer_ticks(ax, index) -> None:
@@ -50,7 +93,7 @@ def plot_layer_probes(before: pd.DataFrame, after: pd.DataFrame | None = None, c
         title = f"Pretrained features are most linearly decodable: {best}"
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, ncol=2 if after is not None else 1, loc="best")
-    fig.tight_layout()
+    fit_titles(fig)
     return fig
 
 
@@ -82,7 +125,7 @@ def plot_layer_change(cka: pd.DataFrame | pd.Series, weight_change: pd.Series, t
         title = (f"Fine-tuning changes representations {trend} with depth (CKA {first:.2f} at the embeddings, "
                  f"{last:.2f} at the top); weights moved most in {moved}")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fit_titles(fig)
     return fig
 
 
@@ -111,7 +154,7 @@ def plot_training_curves(histories: dict, smooth: int = 8, linestyles: dict[str,
     for i, step in enumerate(bounds, start=1):
         ax.axvline(step - 0.5, color="grey", ls=":", lw=1)
         ax.annotate(f"stage {i}", (step, 1), xycoords=("data", "axes fraction"), xytext=(2, -2), textcoords="offset points",
-                    fontsize=7, color="grey", va="top", rotation=90)
+                    fontsize=8, color="grey", va="top", rotation=90)
     ax.set_xlabel("optimiser step (dotted: a gradual run unfreezes its next layer)")
     ax.set_ylabel(f"training loss (cross-entropy; bold = mean of last {smooth} steps)")
     ax.grid(alpha=0.3)
@@ -120,7 +163,7 @@ def plot_training_curves(histories: dict, smooth: int = 8, linestyles: dict[str,
         best = min(final, key=final.get)
         title = f"Lowest final training loss: {best} ({final[best]:.2f}, mean of the last {smooth} steps)"
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+    fit_titles(fig)
     return fig
 
 
@@ -137,7 +180,7 @@ def plot_trainable_layers(histories: dict, n_layers: int, title: str | None = No
         ax.imshow(grid, aspect="auto", origin="lower", interpolation="nearest", vmin=0, vmax=1,
                   cmap=ListedColormap(["#d9d9d9", "#2a9d8f"]), extent=(-0.5, grid.shape[1] - 0.5, -0.5, n_layers - 0.5))
         ax.set_yticks(range(n_layers))
-        ax.tick_params(axis="y", labelsize=7)
+        ax.tick_params(axis="y", labelsize=8)
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)
         sets = [list(s["trainable_layers"]) for s in history.steps if s["trainable_layers"]]
         first[name] = ("none" if not sets else "all from step 0" if len(sets[0]) == n_layers
@@ -146,13 +189,23 @@ def plot_trainable_layers(histories: dict, n_layers: int, title: str | None = No
     if title is None:
         title = "Trainable layers per step: " + "; ".join(f"{n}: {f}" for n, f in first.items())
     fig.suptitle(title, fontsize=10)
+    fit_titles(fig)
+    return fig
+
+
+def title_run_figure(fig: Figure, frame: pd.DataFrame, summary: str) -> Figure:
+    """Title a console-command figure "<model> on <task>: <summary>" and lay it out legibly (titles wrapped,
+    crowded strategy names slanted)."""
+    fig.suptitle(f"{frame['model'].iloc[0]} on {frame['task'].iloc[0]}: {summary}")
     fig.tight_layout()
+    for ax in fig.axes:  # many strategies: their names slanted, not printed over each other
+        slant_crowded_ticks(ax)
+    fit_titles(fig)
     return fig
 
 
 def save_run_figure(fig: Figure, frame: pd.DataFrame, summary: str, path) -> None:
-    """Title a console-command figure "<model> on <task>: <summary>", save it to `path` and close it."""
-    fig.suptitle(f"{frame['model'].iloc[0]} on {frame['task'].iloc[0]}: {summary}")
-    fig.tight_layout()
+    """Title and lay out a console-command figure (`title_run_figure`), save it to `path` and close it."""
+    title_run_figure(fig, frame, summary)
     fig.savefig(path, dpi=120)
     plt.close(fig)
