@@ -3,9 +3,11 @@
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
-from hft_lib.experiments.cli import main, new_run_dir
+from hft_lib.experiments.cli import main
+from hft_lib.experiments.compare import new_run_dir
 
 
 def test_unknown_strategy_exits_nonzero(capsys, tmp_path):
@@ -89,7 +91,7 @@ def test_bad_compare_options(tmp_path, capsys, extra, message):
 
 def test_a_subsets_checkpoints_live_in_a_folder_every_system_allows(tmp_path):
     """'freeze:0,2' has a colon, which Windows forbids in folder names: its checkpoints go to 'freeze-0,2'."""
-    from hft_lib.experiments.cli import resume_sources
+    from hft_lib.experiments.compare import resume_sources
     from hft_lib.strategies import folder_name
 
     from .test_bad_input import trained_checkpoint
@@ -98,3 +100,36 @@ def test_a_subsets_checkpoints_live_in_a_folder_every_system_allows(tmp_path):
     trained_checkpoint(tmp_path / "run" / "checkpoints" / "freeze-0,2")
     assert resume_sources(str(tmp_path / "run"), ["freeze:0,2"], "tiny-bert on trec6") == {
         "freeze:0,2": tmp_path / "run" / "checkpoints" / "freeze-0,2"}
+
+
+def test_the_compare_chart_names_a_winner_only_where_the_intervals_separate_it():
+    from hft_lib.viz.comparison import accuracy_summary, wilson
+
+    low, high = wilson(0.665, 161)
+    assert 0.58 < low < 0.60 and 0.73 < high < 0.74  # +-7 points on 161 test examples
+    close = pd.DataFrame({"strategy": ["full", "lower_half"], "test_accuracy": [0.665, 0.615], "test_examples": [161, 161]})
+    assert accuracy_summary(close) == "no strategy separated from the others on 161 test examples (one seed)"
+    apart = close.assign(test_accuracy=[0.90, 0.60], test_examples=[1000, 1000])
+    assert accuracy_summary(apart) == "most accurate full (n = 1000 test examples)"
+
+
+def test_lr_auto_compares_each_strategy_at_the_rate_it_chose_on_validation(tmp_path, monkeypatch, capsys):
+    from hft_lib.experiments import classification
+
+    calls = []
+
+    def fake(strategy, model_name, task_name, profile, seed=0, score_test=True, **kwargs):
+        best = {"full": 1e-4, "bitfit": 1e-2}[strategy]  # validation accuracy peaks at each strategy's own rate
+        calls.append((strategy, profile.lr, seed, score_test))
+        score = 0.9 - abs(profile.lr - best) / best / 100
+        return {"strategy": strategy, "model": model_name, "task": task_name, "val_accuracy": score,
+                "test_accuracy": score if score_test else float("nan"), "majority_baseline": 0.2, "lr": profile.lr,
+                "epoch_time_s": 1.0, "step_time_s": 0.1, "trainable_pct": 100.0, "test_examples": 300}
+
+    monkeypatch.setattr(classification, "run_classification", fake)
+    assert main(["compare", "--strategies", "full,bitfit", "--lr", "auto", "--out", str(tmp_path)]) == 0
+    tuned = [c for c in calls if not c[3]]
+    assert {c[2] for c in tuned} == {1000} and len(tuned) == 8  # 4 rates each, on a tuning seed, test split unread
+    assert [c[:2] for c in calls if c[3]] == [("full", 1e-4), ("bitfit", 1e-2)]  # scored (seed 0) at the chosen rates
+    out = capsys.readouterr().out
+    assert "selected" in out and "the test split is not read" in out

@@ -160,6 +160,19 @@ def test_auto_rgn_scales_each_tensors_step_by_its_relative_gradient_norm():
     assert history.steps[0]["lr"] == 1e-3 and all(g["lr"] == 1e-3 for g in optimizer.param_groups)  # rates restored
 
 
+def test_auto_rgn_body_trains_the_head_at_the_full_rate_and_scales_the_body_by_its_own_maximum():
+    ft = Finetuner(tiny_bert(), "full", verbose=False)
+    rgn = AutoRGN(ft, exclude_head=True)
+    fit(ft, tiny_batches(1), epochs=1, lr=1e-3, optimizer=rgn.build_optimizer(1e-3), callbacks=[rgn], progress=False)
+    head, body = set(ft.parts.head), {n: f for n, f in rgn.factors.items() if n not in ft.parts.head}
+    assert all(rgn.factors[n] == 1.0 for n in head)
+    assert max(body.values()) == pytest.approx(1.0)  # the largest body tensor, not the head, sets the full rate
+    plain = AutoRGN(Finetuner(tiny_bert(), "full", verbose=False))
+    fit(plain.ft, tiny_batches(1), epochs=1, lr=1e-3, optimizer=plain.build_optimizer(1e-3), callbacks=[plain], progress=False)
+    # the same first step (same weights, data and seed): scaled against a smaller maximum, no body tensor moves less
+    assert all(body[n] >= plain.factors[n] * (1 - 1e-6) for n in body) and body != {n: plain.factors[n] for n in body}
+
+
 def test_auto_rgn_refuses_an_optimizer_without_one_group_per_tensor():
     ft = Finetuner(tiny_bert(), "full", verbose=False)
     with pytest.raises(ValueError, match="needs one parameter per optimiser group; pass optimizer=AutoRGN"):

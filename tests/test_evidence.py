@@ -8,20 +8,33 @@ import pytest
 
 from hft_lib.config import results_dir
 from hft_lib.experiments import evidence
-from hft_lib.experiments.sweep import EXPERIMENTS, load_results
+from hft_lib.experiments.sweep import EXPERIMENTS, UNDER_WAY, load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
 def test_every_experiment_is_complete_and_paired(name):
+    if name in UNDER_WAY and not (results_dir() / f"{name}-quick.csv").exists():
+        return  # being made across sessions, not started yet
     frame = load_results(name)  # refuses a file whose settings differ from the experiment's
-    expected = {c["cell"] for c in EXPERIMENTS[name].cells("quick")}
-    assert set(frame["cell"]) == expected, f"{name}: {len(expected - set(frame['cell']))} runs missing"
+    try:
+        expected = {c["cell"] for c in EXPERIMENTS[name].cells("quick")}
+    except ValueError:  # a confirmation whose tuning is still under way: its cells are not known yet
+        assert name in UNDER_WAY
+        return
+    if name in UNDER_WAY:  # resumable: what is stored is a part of the grid, each run once
+        assert set(frame["cell"]) <= expected, f"{name}: rows of cells the experiment does not have"
+    else:
+        assert set(frame["cell"]) == expected, f"{name}: {len(expected - set(frame['cell']))} runs missing"
     assert frame["cell"].is_unique
     meta = json.loads((results_dir() / f"{name}-quick.json").read_text())
     assert all(s["commit"] for s in meta["sessions"] if s.get("event") == "start")
     assert not any(s.get("dirty") for s in meta["sessions"]), "made from uncommitted library code"
+
+
+def test_no_claim_reads_a_sweep_still_under_way():
+    assert not [c.id for c in evidence.CLAIMS if c.experiment in UNDER_WAY]
 
 
 def test_the_readme_shows_the_verdicts_the_evidence_gives():

@@ -75,3 +75,34 @@ def test_bad_input_gets_one_sentence():
         stats.paired(frame([("full", 0, 0.5), ("full", 0, 0.6)]), "acc", "full")
     with pytest.raises(ValueError, match="margin > 0"):
         stats.verdict(-0.1, 0.1, "equivalent")
+
+
+def test_sd_is_the_spread_of_the_paired_differences_not_of_the_candidate():
+    seeds = range(5)
+    frame = pd.DataFrame([{"strategy": s, "seed": k, "acc": 0.5 + 0.1 * k + (0.02 if s == "b" else 0.0)}
+                          for s in ("a", "b") for k in seeds])
+    row = stats.paired(frame, "acc", "a").loc["b"]
+    assert row["sd_diff"] == pytest.approx(0.0, abs=1e-12) and row["diff"] == pytest.approx(0.02)
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order():
+    assert stats.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert stats.holm([0.2, float("nan")])[0] == pytest.approx(0.2) and math.isnan(stats.holm([0.2, float("nan")])[1])
+
+
+def test_one_sided_and_tost_p_values_against_the_t_distribution():
+    from scipy import stats as scipy_stats
+
+    row = {"n": 10, "se": 0.01, "diff": 0.03}
+    assert stats.p_value(row, "greater") == pytest.approx(scipy_stats.t.sf(3, 9))
+    assert stats.p_value(row, "less") == pytest.approx(scipy_stats.t.cdf(3, 9))
+    tied = {"n": 10, "se": 0.005, "diff": 0.0}
+    assert stats.p_value(tied, "equivalent", 0.02) == pytest.approx(scipy_stats.t.sf(4, 9))
+
+
+def test_equivalence_is_decided_on_the_90_percent_interval():
+    # a difference whose 95 % interval pokes out of the margin but whose 90 % interval (TOST at 5 %) lies inside it
+    row = {"ci_low": -0.021, "ci_high": 0.021, "ci90_low": -0.017, "ci90_high": 0.017}
+    assert stats.verdict(row["ci_low"], row["ci_high"], "equivalent", 0.02) == stats.UNRESOLVED
+    assert stats.decide(row, "equivalent", 0.02) == stats.SUPPORTED
+    assert stats.decide(row, "greater") == stats.UNRESOLVED

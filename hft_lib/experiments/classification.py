@@ -27,7 +27,7 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
                        progress: bool = True, keep_model: bool = False, probes=None,
                        probes_before: dict[str, float] | None = None, callbacks: list[Callback] | tuple = (),
                        device: str | None = None, embeddings: str | None = None,
-                       start_from: tuple | None = None) -> dict:
+                       start_from: tuple | None = None, rounds: int | None = None, score_test: bool = True) -> dict:
     """Fine-tune `model_name` on `task_name` with one strategy; returns a flat dict of results.
 
     Gradual strategies unfreeze one layer per stage, with stages spread evenly over the run. With
@@ -37,7 +37,9 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
     a `Checkpointing` among them saves or resumes the run. `embeddings` overrides a layer pattern's
     embeddings choice (see `prepare`). `start_from`: a (model, tokenizer) pair to fine-tune instead of loading
     `model_name` (e.g. one already fine-tuned on another task); seed before creating it, so that a new
-    head's initial weights depend on the seed only.
+    head's initial weights depend on the seed only. `rounds`: the paper's redraws, LISA's redraws and AutoFreeze's
+    measuring windows per run (default: one per epoch). `score_test=False` leaves the test split alone
+    (`test_accuracy` is NaN): what choosing a learning rate on the validation split needs.
     """
     get_strategy(strategy)
     profile = profile or get_profile()
@@ -45,24 +47,27 @@ def run_classification(strategy: str, model_name: str = "minilm-l6", task_name: 
     set_seed(seed)
     model, tokenizer = start_from or load_model(model_name, num_labels=len(label_names(task)))
     split = loaders(task, tokenizer, profile, seed)
-    steps = profile.epochs * len(split["train"])  # a round of hft_paper = one epoch
-    ft, optimizer, own, lr = prepare(strategy, model, profile.lr, seed=seed, total_steps=steps,
-                                     redraw_every=len(split["train"]), window=len(split["train"]), lr_decay=lr_decay,
-                                     embeddings=embeddings)
+    steps = profile.epochs * len(split["train"])
+    period = max(1, steps // rounds) if rounds else len(split["train"])  # default: a round (or window) per epoch
+    ft, optimizer, own, lr = prepare(strategy, model, profile.lr, seed=seed, total_steps=steps, redraw_every=period,
+                                     window=period, lr_decay=lr_decay, embeddings=embeddings)
     start = time.perf_counter()
     config = FitConfig(lr_decay=lr_decay, seed=seed, device=device, desc=strategy)
     history: History = fit(ft, split["train"], split["validation"], epochs=profile.epochs, lr=lr, optimizer=optimizer,
                            callbacks=[*own, *callbacks], progress=progress, config=config)
     train_time = time.perf_counter() - start
-    test = evaluate(ft.model, split["test"])  # on the model's device (per-process GPU under accelerate launch)
+    # on the model's device (per-process GPU under accelerate launch)
+    test = evaluate(ft.model, split["test"]) if score_test else {"accuracy": float("nan")}
     result = {
         "strategy": strategy, "model": model_name, "task": task_name, "profile": profile.name, "seed": seed,
         "test_accuracy": test["accuracy"], "majority_baseline": majority_baseline(task),
-        "val_accuracy": history.final.get("eval_accuracy"), "trainable_params": ft.trainable_parameter_count(),
+        "val_accuracy": history.final.get("eval_accuracy"), "val_curve": [e.get("eval_accuracy") for e in history.epochs],
+        "lr": lr, "trainable_params": ft.trainable_parameter_count(),
         "trainable_pct": 100 * ft.trainable_share(), "train_time_s": train_time,
         "epoch_time_s": train_time / len(history.epochs), "step_time_s": history.median_step_time(),
         "state_mb": history.state_mb, "final_loss": history.steps[-1]["loss"] if history.steps else float("nan"),
-        "train_examples": len(task["train"]), "device": str(get_device()),
+        "train_examples": len(task["train"]), "test_examples": len(task["test"]) if score_test else 0,
+        "device": str(get_device()),
     }
     if probes is not None:
         from ..measure.retention import mean_retention

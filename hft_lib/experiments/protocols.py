@@ -46,7 +46,9 @@ def _probes(cell: dict, cache: dict):
 
 
 def _failed(result: dict) -> bool:
-    return not math.isfinite(result["final_loss"]) or result["test_accuracy"] <= result["majority_baseline"] + FAILED_MARGIN
+    """Diverged, or not FAILED_MARGIN above the majority class (on the test split, or on validation when tuning)."""
+    score = result["test_accuracy"] if math.isfinite(result["test_accuracy"]) else result["val_accuracy"]
+    return not math.isfinite(result["final_loss"]) or score <= result["majority_baseline"] + FAILED_MARGIN
 
 
 def classification(cell: dict, cache: dict, keep_model: bool = False) -> dict:
@@ -64,9 +66,12 @@ def classification(cell: dict, cache: dict, keep_model: bool = False) -> dict:
     loaded = load_model(cell["model"], num_labels=len(label_names(task)))
     result = run_classification(cell["strategy"], cell["model"], cell["task"], profile, seed=cell["seed"], task=task,
                                 progress=keep_model, keep_model=keep_model or cell.get("measure_train", False), probes=suite,
-                                probes_before=before, embeddings=cell.get("embeddings"), start_from=loaded)
+                                probes_before=before, embeddings=cell.get("embeddings"), start_from=loaded,
+                                rounds=cell.get("rounds"), score_test=cell.get("score", "test") == "test")
     metrics = {k: result[k] for k in ("test_accuracy", "val_accuracy", "majority_baseline", "final_loss", "trainable_pct",
                                       "step_time_s", "train_time_s", "state_mb")}
+    if cell.get("score") == "validation":  # choosing a rate: the test split is never read
+        metrics.update(effective_lr=result["lr"], val_curve=result["val_curve"])
     if suite is not None:
         after = {t: result[f"probe_{t}"] for t in suite.tasks}
         metrics.update(retention_pct=result["retention_pct"], retention_cc=chance_corrected_retention(before, after, chance),

@@ -14,6 +14,11 @@ rate (already set by the schedule) by RGN / max RGN, and a post-hook puts the sc
 the history logs the schedule and the next step starts from it. A tensor whose weights are all zero
 (a bias initialised to zero) has no relative scale: it trains at the full rate and does not enter the
 maximum. `factors` holds the last step's multipliers by parameter name.
+
+`exclude_head=True` (the `auto_rgn_body` strategy) leaves the head out of the maximum and trains it at the full
+rate. The reference applies Auto-RGN to a model whose head already fits the labels; with a freshly initialised
+head, the head's huge RGN sets the maximum and every layer trains at a sliver of the rate. This variant is ours,
+named as such: the body's tensors are scaled against the body's largest RGN.
 """
 
 from __future__ import annotations
@@ -33,10 +38,11 @@ class AutoRGN(Callback):
         fit(ft, loader, optimizer=rgn.build_optimizer(lr), callbacks=[rgn])
     """
 
-    def __init__(self, ft: Finetuner):
+    def __init__(self, ft: Finetuner, exclude_head: bool = False):
         if not isinstance(ft, Finetuner):
             raise TypeError(f"AutoRGN needs a Finetuner, not {type(ft).__name__}; wrap the model with Finetuner(model, 'full').")
-        self.ft = ft
+        self.ft, self.exclude_head = ft, exclude_head
+        self._head: set[int] = set()
         self.factors: dict[str, float] = {}
         self._names: dict[int, str] = {}
         self._scheduled: list[float] = []
@@ -57,6 +63,7 @@ class AutoRGN(Callback):
             raise ValueError("AutoRGN scales each tensor's rate, so it needs one parameter per optimiser group; "
                              "pass optimizer=AutoRGN(ft).build_optimizer(lr) to fit.")
         self._names = {id(p): n for n, p in self.ft.params.items()}  # looked up now: FSDP2 may have replaced them
+        self._head = {id(self.ft.params[n]) for n in self.ft.parts.head} if self.exclude_head else set()
         self._hooks = [run.optimizer.register_step_pre_hook(self._scale),
                        run.optimizer.register_step_post_hook(self._restore)]
 
@@ -69,6 +76,8 @@ class AutoRGN(Callback):
         grads = torch.stack([torch.linalg.vector_norm(p.grad.detach().float()) for p in params])
         weights = torch.stack([torch.linalg.vector_norm(p.detach().float()) for p in params])
         rgn = torch.where(weights > 0, grads / weights.clamp_min(torch.finfo(torch.float32).tiny), torch.nan)
+        if self._head:  # the head trains at the full rate and does not enter the maximum
+            rgn = torch.where(torch.tensor([id(p) in self._head for p in params]), torch.nan, rgn)
         top = torch.nan_to_num(rgn, nan=0.0).max()
         factors = torch.where(rgn.isnan(), 1.0, rgn / top) if top > 0 else torch.ones_like(rgn)
         for group, param, factor in zip(groups, params, factors.tolist()):
@@ -86,7 +95,8 @@ class AutoRGN(Callback):
 
 
 def setup(spec: Strategy, model, options: SetupOptions) -> Prepared:
-    """auto_rgn: one optimiser group per tensor, each rate scaled by its relative gradient norm every step."""
+    """auto_rgn (auto_rgn_body: the head left out of the maximum): one optimiser group per tensor, each rate scaled by
+    its relative gradient norm every step."""
     ft = Finetuner(model, "full", verbose=False)
-    rgn = AutoRGN(ft)
+    rgn = AutoRGN(ft, exclude_head=spec.name == "auto_rgn_body")
     return Prepared(ft, rgn.build_optimizer(options.lr, options.weight_decay, options.lr_decay), [rgn], options.lr)

@@ -75,6 +75,8 @@ REGISTRY: dict[str, Strategy] = {s.name: s for s in (
              "adaptive", autofreeze.setup),
     Strategy("auto_rgn", "Auto-RGN: each tensor's rate scaled by its relative gradient norm |g|/|w| (surgical fine-tuning)",
              "adaptive", auto_rgn.setup),
+    Strategy("auto_rgn_body", "our Auto-RGN variant: the new head trains at the full rate and is left out of the maximum",
+             "adaptive", auto_rgn.setup),
 )}
 STRATEGIES = tuple(REGISTRY)
 DECODER_STRATEGIES = tuple(name for name, s in REGISTRY.items() if s.decoder)
