@@ -271,7 +271,8 @@ def run_sweep(experiment: Experiment | str, profile: str = "quick", seeds: tuple
         store.append(row)
         elapsed = time.perf_counter() - start
         left = elapsed / n * (len(todo) - n)
-        headline = next((f"{k} {metrics[k]:.3f}" for k in ("test_accuracy", "task_accuracy") if k in metrics), "")
+        headline = next((f"{k} {metrics[k]:.3f}" for k in ("test_accuracy", "task_accuracy", "val_accuracy")
+                         if isinstance(metrics.get(k), float) and metrics[k] == metrics[k]), "")  # not NaN
         echo(f"[{n}/{len(todo)}] {cell['variant']}, seed {cell['seed']}: {headline} ({row['wall_s']:.0f} s); "
              f"about {left / 60:.0f} min left")
     store.log_session({"event": "end", "runs": len(todo), "wall_s": round(time.perf_counter() - start, 1),
