@@ -60,6 +60,8 @@ def test_which_layers_explains_more_than_their_number_when_one_layer_matters():
     only_count = oracle.count_or_which(synthetic(cost=0.0, per_layer=0.03))
     assert only_count["count"] > 0.95 and only_count["which"] > 0.95  # equal terms: the additive model is the count
     assert only_count["noise"] < 0.05
+    assert shares["p"] < 1e-6 < only_count["p"]  # which layers add to their number only where one layer matters
+    assert shares["count_and_which"] >= max(shares["count"], shares["which"]) - 1e-12  # nested: holds both
 
 
 def test_pareto_keeps_only_undominated_points():

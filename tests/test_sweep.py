@@ -209,3 +209,32 @@ def test_a_diverged_run_is_recorded_not_fatal(tmp_path, monkeypatch, experiment)
 
     table = stats.paired(frame, "test_accuracy", "full")
     assert table.loc["lower_half", "diverged"] == 1 and table.loc["lower_half", "n"] == 2
+
+
+def test_a_claim_whose_precondition_fails_is_not_testable_and_says_why(tmp_path, monkeypatch, experiment):
+    exp, _ = experiment
+    run_sweep(exp, out=tmp_path, echo=lambda s: None)
+    frame = pd.read_csv(tmp_path / "toy-quick.csv")
+    frame.loc[frame["strategy"] == "lower_half", "failed"] = True  # the candidate never learned
+    frame.to_csv(tmp_path / "toy-quick.csv", index=False)
+    monkeypatch.setitem(EXPERIMENTS, "toy", exp)
+    claim = evidence.Claim("T", "lower_half beats full", "toy", "test_accuracy", "lower_half", "full", "greater")
+    table = evidence.verdicts(tmp_path, claims=[claim]).set_index("claim")
+    assert table.loc["T", "verdict"] == "not testable here: lower_half did not learn (3 of 3 runs failed)"
+    assert table.loc["T", "verdict_holm"] == table.loc["T", "verdict"]
+
+
+def test_holm_can_take_back_a_raw_verdict_in_a_family_of_claims(tmp_path, monkeypatch, experiment):
+    exp, _ = experiment
+    run_sweep(exp, out=tmp_path, echo=lambda s: None)
+    frame = pd.read_csv(tmp_path / "toy-quick.csv")
+    noise = {0: 0.0, 1: 0.03, 2: -0.02}  # the difference varies by seed: a modest t statistic
+    frame["test_accuracy"] += [noise[s] if v == "lower_half" else 0.0 for v, s in zip(frame["strategy"], frame["seed"])]
+    frame.to_csv(tmp_path / "toy-quick.csv", index=False)
+    monkeypatch.setitem(EXPERIMENTS, "toy", exp)
+    one = evidence.Claim("T", "lower_half beats full", "toy", "test_accuracy", "lower_half", "full", "greater")
+    alone = evidence.verdicts(tmp_path, claims=[one]).iloc[0]
+    family = evidence.verdicts(tmp_path, claims=[one] + [evidence.Claim(f"T{i}", "x", "toy", "test_accuracy", "lower_half",
+                                                                        "full", "less") for i in range(20)])
+    assert alone["verdict"] == alone["verdict_holm"]
+    assert family.iloc[0]["p_support_holm"] >= alone["p_support"] and family.iloc[0]["p_support_holm"] <= 1

@@ -3,8 +3,12 @@
 A claim names an experiment, a metric, a candidate and a reference variant, and what it predicts
 (`greater`, `less`, or `equivalent` within a margin). `verdicts()` computes every claim from the
 results store: mean paired difference over seeds, 95 % interval, minimum detectable effect, and the
-verdict that interval implies (`measure.stats.verdict`). The README's results and the notebooks'
-verdicts are this table; none is written by hand.
+verdict that interval implies (`measure.stats.decide`: the 95 % interval for a directional claim, the 90 %
+one, i.e. two one-sided tests, for equivalence), and beside it the verdict after Holm's adjustment over every
+claim in the table (`verdict_holm`: 19 claims tested together would otherwise find some by chance). A claim
+whose precondition fails (the candidate did not learn; the reference forgot nothing; task A fell to the floor;
+full fine-tuning did not overfit) is "not testable here", with the reason. The README's results and the
+notebooks' verdicts are this table; none is written by hand.
 """
 
 from __future__ import annotations
@@ -81,8 +85,37 @@ CLAIMS = (
 OVERFIT_GAP = 0.10  # full fine-tuning overfits here if its train accuracy exceeds its test accuracy by this much
 
 
+FLOOR_MARGIN = 0.05  # task A at or below its majority class + 5 points after task B: at the floor, forgetting is capped
+
+
+def _learned(claim: Claim, frame: pd.DataFrame) -> str | None:
+    """Every claim's precondition: the candidate learned (at most half of its runs failed), and, for forgetting, the
+    reference forgot something, above the floor."""
+    runs = frame[frame["variant"] == claim.candidate]
+    failed = int(runs["failed"].astype(bool).sum()) if "failed" in runs else 0
+    if failed > len(runs) / 2:
+        return f"not testable here: {claim.candidate} did not learn ({failed} of {len(runs)} runs failed)"
+    reference = frame[frame["variant"] == claim.reference]
+    if claim.metric == "retention_cc" and reference[claim.metric].mean() >= 100:
+        return (f"not testable here: {claim.reference} kept {reference[claim.metric].mean():.0f} % of the probes' "
+                "above-chance accuracy, so there was no forgetting to prevent")
+    if claim.metric == "forgetting" and "task_a_after" in reference:
+        # runs stored before the protocol recorded task A's majority class had a balanced binary task A: chance 0.5
+        chance = reference["majority_baseline_a"] if "majority_baseline_a" in reference else 0.5
+        floor = reference["task_a_after"] <= chance + FLOOR_MARGIN
+        if floor.any():
+            return (f"not testable here: {claim.reference} left task A at the floor (chance) on {int(floor.sum())} of "
+                    f"{len(reference)} seeds, which caps how much any strategy can forget")
+    if claim.metric in ("forgetting", "forgetting_pct") and not stats.mean_ci(reference[claim.metric])[1] > 0:
+        return f"not testable here: {claim.reference} forgot nothing measurable (its interval reaches 0)"
+    return None
+
+
 def _precondition(claim: Claim, frame: pd.DataFrame) -> str | None:
     """Why the claim cannot be tested in this regime, or None."""
+    learned = _learned(claim, frame)
+    if learned:
+        return learned
     if claim.precondition == "candidate_froze":
         share = frame.loc[frame["variant"] == claim.candidate, "trainable_pct"]
         if (share >= 100).all():
@@ -110,13 +143,31 @@ def verdicts(out: str | Path | None = None, profile: str = "quick", claims=CLAIM
                              claim.reference, by="variant")
         row = table.loc[claim.candidate]
         blocked = _precondition(claim, frame)
-        verdict = blocked or stats.verdict(row["ci_low"], row["ci_high"], claim.predicts, claim.margin)
+        verdict = blocked or stats.decide(row, claim.predicts, claim.margin)
         rows.append({"claim": claim.id, "text": claim.text, "metric": claim.metric, "candidate": claim.candidate,
                      "reference": claim.reference, "n": int(row["n"]), "candidate_mean": row["mean"],
                      "reference_mean": row["reference_mean"], "diff": row["diff"], "ci_low": row["ci_low"],
-                     "ci_high": row["ci_high"], "mde": row["mde"], "predicts": claim.predicts, "margin": claim.margin,
-                     "verdict": verdict})
-    return pd.DataFrame(rows)
+                     "ci_high": row["ci_high"], "ci90_low": row["ci90_low"], "ci90_high": row["ci90_high"],
+                     "mde": row["mde"], "predicts": claim.predicts, "margin": claim.margin, "verdict": verdict,
+                     "p_support": stats.p_value(row, claim.predicts, claim.margin),
+                     "p_refute": stats.p_refute(row, claim.predicts, claim.margin), "testable": blocked is None})
+    return _holm(pd.DataFrame(rows))
+
+
+def _holm(table: pd.DataFrame) -> pd.DataFrame:
+    """`verdict_holm`: the verdict once the p-values of every testable claim are Holm-adjusted together (support and
+    refutation each a family), at the level the raw verdict uses (2.5 % one-sided for a direction, 5 % for TOST)."""
+    if table.empty:
+        return table
+    testable = table["testable"]
+    for column in ("p_support", "p_refute"):
+        table[f"{column}_holm"] = float("nan")
+        table.loc[testable, f"{column}_holm"] = stats.holm(table.loc[testable, column])
+    alpha = table["predicts"].map(lambda c: 0.05 if c == "equivalent" else 0.025)
+    table["verdict_holm"] = [
+        v if not ok else stats.SUPPORTED if s < a else stats.REFUTED if (v == stats.REFUTED and r < a) else stats.UNRESOLVED
+        for v, ok, s, r, a in zip(table["verdict"], testable, table["p_support_holm"], table["p_refute_holm"], alpha)]
+    return table
 
 
 def summary_table(out: str | Path | None = None, profile: str = "quick", experiment: str = "strategies",
@@ -141,15 +192,20 @@ SCALE = {"test_accuracy": (100, "points"), "task_accuracy": (100, "points"), "fo
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """The verdict table as Markdown: claim, comparison, paired difference [95 % CI], MDE, seeds, verdict."""
-    lines = ["| claim | what it says | metric | candidate vs reference | difference [95 % CI] | MDE | seeds | verdict |",
-             "|---|---|---|---|---:|---:|---:|---|"]
+    """The verdict table as Markdown: claim, comparison, paired difference [95 % CI], MDE, seeds, verdict, after Holm."""
+    lines = [("| claim | what it says | metric | candidate vs reference | difference [95 % CI] | MDE | seeds | verdict | "
+              "after Holm |"), "|---|---|---|---|---:|---:|---:|---|---|"]
     for r in table.itertuples():
         scale, unit = SCALE.get(r.metric, (1, ""))
         lines.append(f"| {r.claim} | {r.text} | {r.metric} | {r.candidate} vs {r.reference} | "
                      f"{r.diff * scale:+.1f} [{r.ci_low * scale:+.1f}, {r.ci_high * scale:+.1f}] {unit} | "
-                     f"{r.mde * scale:.1f} | {r.n} | **{r.verdict}** |")
+                     f"{r.mde * scale:.1f} | {r.n} | **{r.verdict}** | {_short(r.verdict_holm)} |")
     return "\n".join(lines)
+
+
+def _short(verdict: str) -> str:
+    """The Holm column repeats a "not testable here: why" verdict as "not testable" (the why is beside it)."""
+    return verdict.split(":")[0]
 
 
 # What the README shows of each experiment: (experiment, metric -> column title, scale for the numbers).
@@ -193,7 +249,9 @@ def readme_block(out: str | Path | None = None, profile: str = "quick") -> str:
         from . import oracle
 
         parts += [oracle.markdown(oracle.load(load_results("oracle", profile, out))), ""]
-    heading = "**Verdicts** (paired over the same seeds; MDE: the smallest true difference these seeds detect 80 % of the time):"
+    heading = ("**Verdicts** (paired over the same seeds; equivalence by two one-sided tests, i.e. the 90 % interval inside "
+               "the margin; MDE: the smallest true difference these seeds would detect 80 % of the time, estimated from "
+               "the observed spread of the differences; after Holm: adjusted over every claim in the table):")
     parts += [heading, "", markdown(verdicts(out, profile))]
     return "\n".join(parts)
 

@@ -12,7 +12,8 @@ it on the same seeds, so every comparison is paired.
 - `pareto(summary, x, y)`: which points no other point beats on both (lower x, higher y).
 - `layer_effects(frame)`: what freezing layer i costs, averaged over the 32 subsets with and without it.
 - `count_or_which(frame)`: how much of the spread between subsets the *number* of frozen layers explains,
-  and how much more *which* layers (an additive model) explains.
+  and whether *which* layers explain more on top of it: a nested model (one mean per count, plus one term per
+  layer) against the count alone, with its F-test.
 - `against_best(frame)`: every rule paired with the best subset.
 """
 
@@ -22,6 +23,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
 from ..measure.stats import mean_ci, paired
 from ..patterns import frozen_layer_indices
@@ -103,9 +105,12 @@ def count_or_which(frame: pd.DataFrame, metric: str = "test_accuracy") -> dict[s
     """Shares of the variance between subset means explained by the number of frozen layers and by which are frozen.
 
     `count`: R^2 of the means per number of frozen layers (any curve in the count); `which`: R^2 of an additive model
-    (one term per layer; a straight line in the count is the special case of equal terms); `noise`: the share that seed noise alone would produce (the mean
-    within-subset variance over seeds / seeds, over the variance between subset means). What neither explains
-    and noise does not is interaction: a layer's effect that depends on which others are frozen.
+    (one term per layer; a straight line in the count is the special case of equal terms); `noise`: the share that seed
+    noise alone would produce (the mean within-subset variance over seeds / seeds, over the variance between subset
+    means). The two models are not nested, so their R^2 are not a test: `count_and_which` is the R^2 of the model that
+    holds both (a mean per count plus a term per layer), and `f`, `p` its F-test against the count alone (does knowing
+    which layers add anything once their number is known?). What no model explains and noise does not is interaction:
+    a layer's effect that depends on which others are frozen.
     """
     grid = _grid(frame)
     means = grid.groupby("strategy").agg(y=(metric, "mean"), var=(metric, "var"), n=(metric, "size"),
@@ -115,9 +120,17 @@ def count_or_which(frame: pd.DataFrame, metric: str = "test_accuracy") -> dict[s
     layers = sorted({i for f in means["frozen"] for i in f})
     design = np.column_stack([np.ones(len(means))] + [means["frozen"].map(lambda f, i=i: float(i in f)) for i in layers])
     fitted = design @ np.linalg.lstsq(design, means["y"].to_numpy(), rcond=None)[0]
+    counts = sorted(means["count"].unique())
+    nested = np.column_stack([(means["count"] == c).astype(float) for c in counts] + list(design[:, 1:].T))
+    both = nested @ np.linalg.lstsq(nested, means["y"].to_numpy(), rcond=None)[0]
+    rss_count, rss_both = ((means["y"] - by_count) ** 2).sum(), ((means["y"] - both) ** 2).sum()
+    p_count, p_both = len(counts), int(np.linalg.matrix_rank(nested))
+    dof = len(means) - p_both
+    f = ((rss_count - rss_both) / (p_both - p_count)) / (rss_both / dof) if dof > 0 and rss_both > 0 else math.nan
     noise = (means["var"] / means["n"]).mean() * (len(means) - 1)
-    return {"subsets": len(means), "count": 1 - ((means["y"] - by_count) ** 2).sum() / total,
-            "which": 1 - ((means["y"] - fitted) ** 2).sum() / total, "noise": noise / total}
+    return {"subsets": len(means), "count": 1 - rss_count / total, "which": 1 - ((means["y"] - fitted) ** 2).sum() / total,
+            "count_and_which": 1 - rss_both / total, "f": f,
+            "p": float(scipy_stats.f.sf(f, p_both - p_count, dof)) if not math.isnan(f) else math.nan, "noise": noise / total}
 
 
 def best_subset(frame: pd.DataFrame, metric: str = "test_accuracy") -> str:
@@ -165,7 +178,9 @@ def markdown(frame: pd.DataFrame) -> str:
     finding = (f"Best subset: `{best}` (test accuracy {against['reference_mean'].iloc[0]:.3f}; picked on the same seeds it is "
                f"scored on, so an optimistic target). Of the spread between the {shares['subsets']} subsets' means, the number "
                f"of frozen layers explains {shares['count']:.0%} and which layers (an additive model) {shares['which']:.0%}; "
-               f"seed noise alone would give {shares['noise']:.0%}. Freezing layer {costly} costs most: "
+               f"the number and which layers together {shares['count_and_which']:.0%} (F-test of which layers once their "
+               f"number is known: p = {shares['p']:.2g}); seed noise alone would give {shares['noise']:.0%}. "
+               f"Freezing layer {costly} costs most: "
                f"{100 * row['effect']:+.1f} points [{100 * row['ci_low']:+.1f}, {100 * row['ci_high']:+.1f}] (mean over the 32 "
                f"subsets with and without it).")
     lines = [f"**oracle**: {EXPERIMENTS['oracle'].question}", "", finding, "",

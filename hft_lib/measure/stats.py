@@ -130,6 +130,16 @@ def p_value(row, claim: str = "greater", margin: float = 0.0) -> float:
     return max(above(-margin), 1 - above(margin))
 
 
+def p_refute(row, claim: str = "greater", margin: float = 0.0) -> float:
+    """One-sided p-value that the claim fails: greater: H0 diff >= margin; less: H0 diff <= -margin; equivalent: the
+    smaller p of lying beyond either end of the margin."""
+    if claim == "greater":
+        return p_value(row, "less", -margin)
+    if claim == "less":
+        return p_value(row, "greater", -margin)
+    return min(p_value(row, "greater", margin), p_value(row, "less", margin))
+
+
 def holm(p_values) -> list[float]:
     """Holm's step-down adjusted p-values (family-wise error over the claims tested together); NaNs stay NaN."""
     ps = [float(p) for p in p_values]
