@@ -15,7 +15,7 @@ import pytest
 from hft_lib.experiments import evidence, oracle
 from hft_lib.viz import plots
 from hft_lib.viz.evidence import plot_claims, plot_curves, plot_variants
-from hft_lib.viz.legibility import check_figure
+from hft_lib.viz.legibility import NOTEBOOK_WIDTH_PX, check_figure
 from hft_lib.viz.oracle import plot_front, plot_layer_effects, plot_map
 
 
@@ -25,8 +25,9 @@ def close_figures():
     plt.close("all")
 
 
-def legible(fig) -> None:
-    problems = check_figure(fig)
+def legible(fig, shown_width_px: float | None = NOTEBOOK_WIDTH_PX) -> None:
+    """No problem, at the width a notebook shows the figure in (None: at its own size, as `hft compare` saves it)."""
+    problems = check_figure(fig, shown_width_px=shown_width_px)
     assert not problems, "\n".join(problems)
 
 
@@ -63,6 +64,12 @@ def test_type_under_eight_points_is_reported():
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.set_title("small", fontsize=7)
     assert check_figure(fig) == ["1 text in 7 pt, under 8: 'small'"]
+    fig, ax = plt.subplots(figsize=(14, 4))  # 1400 px of figure in a 960-px notebook column: 10 pt is shown at 7
+    ax.plot([0, 1])
+    fig.tight_layout()
+    assert check_figure(fig) == []
+    assert [p.split(":")[0] for p in check_figure(fig, shown_width_px=960)] == [
+        "12 texts in 10 pt (shown at 0.69 of the figure's width"]
 
 
 def test_a_legend_of_more_than_eight_entries_is_reported():
@@ -193,7 +200,8 @@ def test_training_curves_and_trainable_layers():
     legible(plots.plot_trainable_layers(histories, n_layers=6))
 
 
-@pytest.mark.xfail(strict=True, reason="viz/widgets.py (not this change's file) sets the cells' counts in 7 pt")
+@pytest.mark.xfail(strict=True, reason="viz/widgets.py (not this change's file) sets the cells' counts in 7 pt, and the "
+                                       "three-pattern map is 11.6 in wide: shown at 0.93 in a notebook")
 def test_freeze_maps():
     from hft_lib.exercises import tiny_classifier
     from hft_lib.viz.widgets import draw_freeze_map
@@ -229,6 +237,8 @@ def test_quality_retention_chart(strategy_runs):  # what plot_model draws, witho
     legible(ax.figure)
 
 
+@pytest.mark.xfail(strict=True, reason="notebook 06's cell (and viz/frontier.py's titles; not this change's files) draws "
+                                       "the pair at figsize=(14, 5): shown at 0.69 of its size in a 960-px column")
 def test_notebook_06_charts_side_by_side(strategy_runs):
     from hft_lib.experiments import frontier
 
@@ -270,7 +280,7 @@ def test_compare_chart_of_an_encoder(saved, tmp_path, strategies):
     runs = evidence.load_results("strategies").query("seed == 0")
     runs = runs if strategies is None else runs.set_index("strategy").loc[strategies].reset_index()
     plot_comparison(runs.assign(epoch_time_s=runs["train_time_s"] / 3), tmp_path / "comparison.png")
-    legible(saved[0])
+    legible(saved[0], shown_width_px=None)  # a file, looked at in full
 
 
 def test_compare_chart_of_a_decoder(saved, tmp_path):
@@ -278,4 +288,16 @@ def test_compare_chart_of_a_decoder(saved, tmp_path):
 
     runs = evidence.load_results("decoder").query("seed == 0").assign(strategy=lambda f: f["variant"])
     save_decoder_comparison(runs.reset_index(drop=True), tmp_path / "comparison.png")
-    legible(saved[0])
+    legible(saved[0], shown_width_px=None)  # a file, looked at in full
+
+
+def test_rate_response():  # the tuning sweep's figure, on runs in that sweep's shape (its evidence is not committed yet)
+    from hft_lib.experiments import tuning
+    from hft_lib.viz.tuning import plot_rate_response
+
+    rng = np.random.default_rng(0)
+    runs = pd.DataFrame([{"variant": f"{v['strategy']}, lr={v['lr']:g}", "strategy": v["strategy"], "lr": v["lr"],
+                          "seed": seed, "val_accuracy": 0.8 - 0.05 * abs(np.log10(v["lr"]) + 3.5) + 0.02 * rng.normal(),
+                          "failed": False, "effective_lr": v["lr"] * (2 if v["strategy"] == "lora" else 1)}
+                         for v in tuning.tune_variants() for seed in tuning.TUNE_SEEDS])
+    legible(plot_rate_response(tuning.select_rates(runs)), shown_width_px=None)  # in no notebook yet: at its own size

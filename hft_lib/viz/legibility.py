@@ -5,7 +5,7 @@ The rules, checked on the figure as it is drawn and saved (Agg, the figure's own
 - every text lies inside the figure: the canvas (`savefig`) and the tight box that a notebook saves
   (`bbox_inches="tight"`, which leaves out artists excluded from the layout);
 - no two texts overlap (rotated texts are compared as rotated rectangles, not their bounding boxes);
-- no text is set under `min_font` points;
+- no text is set under `min_font` points (at the width it is shown, with `shown_width_px`);
 - a legend has at most `max_legend` entries (more: group them, or label the marks directly);
 - legend entries that share a colour differ in line style: a marker shape alone is not enough to
   match an entry to its mark.
@@ -31,14 +31,23 @@ from matplotlib.transforms import Bbox
 MIN_FONT_PT = 8.0  # the smallest type a reader takes in without leaning in
 MAX_LEGEND_ENTRIES = 8  # past this, a reader loses the match between entry and mark
 TOLERANCE_PX = 1.0  # anti-aliasing: boxes that touch by a pixel do not collide
+GAP_PX = 0.0  # texts may touch (their boxes hold a little space round the glyphs), never overlap
+NOTEBOOK_WIDTH_PX = 960  # a notebook's output area in JupyterLab, 1400 px wide with the file browser open
 
 
-def check_figure(fig: Figure, min_font: float = MIN_FONT_PT, max_legend: int = MAX_LEGEND_ENTRIES) -> list[str]:
-    """The legibility problems of `fig`, one sentence each; an empty list when it reads at a glance."""
+def check_figure(fig: Figure, min_font: float = MIN_FONT_PT, max_legend: int = MAX_LEGEND_ENTRIES,
+                 shown_width_px: float | None = None) -> list[str]:
+    """The legibility problems of `fig`, one sentence each; an empty list when it reads at a glance.
+
+    Args:
+        shown_width_px: the width the figure is shown in (a notebook's output area, e.g. NOTEBOOK_WIDTH_PX): a wider
+            image is shown scaled down, and its type with it. None: type is judged at the figure's own size.
+    """
     if not hasattr(fig.canvas, "get_renderer"):
         FigureCanvasAgg(fig)  # a figure closed after savefig has lost its canvas: check it on Agg's
     texts = drawn_texts(fig)
-    return [*_outside(fig, texts), *_overlaps(texts), *_small(texts, min_font), *_legends(fig, max_legend)]
+    scale = min(1.0, shown_width_px / _saved_box(fig).width) if shown_width_px else 1.0
+    return [*_outside(fig, texts), *_overlaps(texts), *_small(texts, min_font, scale), *_legends(fig, max_legend)]
 
 
 def drawn_texts(fig: Figure) -> list[tuple[Text, Bbox]]:
@@ -66,11 +75,16 @@ def _inside(box: Bbox, outer: Bbox) -> bool:
     return outer.x0 - t <= box.x0 and box.x1 <= outer.x1 + t and outer.y0 - t <= box.y0 and box.y1 <= outer.y1 + t
 
 
-def _outside(fig: Figure, texts) -> list[str]:
+def _saved_box(fig: Figure) -> Bbox:
+    """What a notebook saves (`bbox_inches="tight"`, only the artists in the layout), in display pixels."""
     import matplotlib as mpl
 
     tight = fig.get_tightbbox(fig.canvas.get_renderer()).padded(mpl.rcParams["savefig.pad_inches"])
-    tight = Bbox(tight.get_points() * fig.dpi)  # inches -> pixels
+    return Bbox(tight.get_points() * fig.dpi)  # inches -> pixels
+
+
+def _outside(fig: Figure, texts) -> list[str]:
+    tight = _saved_box(fig)
     problems = []
     for text, box in texts:
         if not _inside(box, fig.bbox):
@@ -98,13 +112,13 @@ def _corners(text: Text, box: Bbox) -> np.ndarray:
 
 
 def _collide(a: np.ndarray, b: np.ndarray) -> bool:
-    """Separating-axis test for two convex quadrilaterals, allowing TOLERANCE_PX of contact."""
+    """Separating-axis test for two convex quadrilaterals: do they overlap (or lie closer than GAP_PX)?"""
     for poly in (a, b):
         for i in range(4):
             edge = poly[(i + 1) % 4] - poly[i]
             normal = np.array([-edge[1], edge[0]]) / (np.hypot(*edge) or 1)
             pa, pb = a @ normal, b @ normal
-            if pa.max() <= pb.min() + TOLERANCE_PX or pb.max() <= pa.min() + TOLERANCE_PX:
+            if pa.max() + GAP_PX <= pb.min() or pb.max() + GAP_PX <= pa.min():
                 return False
     return True
 
@@ -113,16 +127,17 @@ def _overlaps(texts) -> list[str]:
     shapes = [(text, box, _corners(text, box)) for text, box in texts]
     return [f"texts {_name(s)} and {_name(t)} overlap"
             for (s, sb, sc), (t, tb, tc) in combinations(shapes, 2)
-            if sb.overlaps(tb) and _collide(sc, tc)]
+            if sb.padded(GAP_PX).overlaps(tb) and _collide(sc, tc)]
 
 
-def _small(texts, min_font: float) -> list[str]:
+def _small(texts, min_font: float, scale: float = 1.0) -> list[str]:
     by_size: dict[float, list[str]] = {}
     for text, _ in texts:
-        if text.get_fontsize() < min_font - 0.05:
+        if text.get_fontsize() * scale < min_font - 0.05:
             by_size.setdefault(round(text.get_fontsize(), 1), []).append(_name(text))
-    return [f"{len(names)} text{'s' * (len(names) > 1)} in {size:g} pt, under {min_font:g}: {', '.join(names[:4])}"
-            + (", …" if len(names) > 4 else "") for size, names in sorted(by_size.items())]
+    shown = "" if scale == 1 else f" (shown at {scale:.2f} of the figure's width: {{:.1f}} pt)"
+    return [f"{len(names)} text{'s' * (len(names) > 1)} in {size:g} pt{shown.format(size * scale)}, under {min_font:g}: "
+            f"{', '.join(names[:4])}" + (", …" if len(names) > 4 else "") for size, names in sorted(by_size.items())]
 
 
 def _entries(legend) -> list[tuple[str, list]]:

@@ -97,7 +97,8 @@ def plot_front(table: pd.DataFrame, x: str = "step_time_s", y: str = "test_accur
     families = {name: part for name, part in families.items() if len(part.index.drop(REFERENCE, errors="ignore"))}
     if ax is None:
         rows = (len(families) + 1) // 2
-        fig, axes = plt.subplots(rows, 2, figsize=(12, 0.6 + 4.2 * rows), sharex=True, sharey=True, squeeze=False,
+        # 9.4 in: shown at full size in a notebook's output area (NOTEBOOK_WIDTH_PX), not scaled down with its type
+        fig, axes = plt.subplots(rows, 2, figsize=(9.4, 0.8 + 3.6 * rows), sharex=True, sharey=True, squeeze=False,
                                  layout="constrained")
         panels = list(zip(axes.ravel(), families.items()))
         for spare in axes.ravel()[len(families):]:

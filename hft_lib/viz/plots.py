@@ -19,20 +19,36 @@ COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def wrap_to_width(text, width_px: float) -> None:
-    """Break `text` (a matplotlib Text) at spaces so that no line is wider than `width_px`; its own breaks stay."""
+    """Break `text` (a matplotlib Text) at spaces into lines no wider than `width_px`, as even as that many lines
+    allow (no lone last word); its own line breaks stay."""
     renderer = text.figure.canvas.get_renderer()
-    lines = []
-    for paragraph in text.get_text().split("\n"):
-        line = ""
-        for word in paragraph.split(" "):
-            text.set_text(f"{line} {word}" if line else word)
-            if line and text.get_window_extent(renderer).width > width_px:
-                lines.append(line)
-                line = word
+
+    def width(line: str) -> float:
+        text.set_text(line)
+        return text.get_window_extent(renderer).width
+
+    def greedy(words: list[str], room: float) -> list[str]:
+        lines = [words[0]]
+        for word in words[1:]:
+            if width(f"{lines[-1]} {word}") > room:
+                lines.append(word)
             else:
-                line = text.get_text()
-        lines.append(line)
-    text.set_text("\n".join(lines))
+                lines[-1] = f"{lines[-1]} {word}"
+        return lines
+
+    out = []
+    for paragraph in text.get_text().split("\n"):
+        words = paragraph.split(" ")
+        lines = greedy(words, width_px)
+        room = width(paragraph) / len(lines)
+        while len(lines) > 1 and room < width_px:  # the narrowest room that needs no more lines: even lines
+            even = greedy(words, room)
+            if len(even) <= len(lines):
+                lines = even
+                break
+            room *= 1.05
+        out += lines
+    text.set_text("\n".join(out))
 
 
 def fit_titles(fig: Figure) -> None:
@@ -105,17 +121,18 @@ def plot_layer_change(cka: pd.DataFrame | pd.Series, weight_change: pd.Series, t
         weight_change: `similarity.relative_weight_change` (embeddings, layer 0, layer 1, ...).
     """
     cka = cka.to_frame("CKA") if isinstance(cka, pd.Series) else cka
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.4, 4.2))  # a notebook shows it at full size, not scaled down
     for i, column in enumerate(cka.columns):
         left.plot(cka.index, cka[column], "o-", color=COLORS[i % len(COLORS)], label=str(column))
     _layer_ticks(left, cka.index)
     left.set_xlabel(LAYER_LABEL)
-    left.set_ylabel("linear CKA, pretrained vs fine-tuned (1 = unchanged)")
+    left.set_ylabel("linear CKA, pretrained vs fine-tuned\n(1 = unchanged)")
     left.set_ylim(min(0.0, float(np.nanmin(cka.values)) - 0.05), 1.02)
     left.legend(fontsize=8, title="inputs", title_fontsize=8)
     right.bar(range(len(weight_change)), 100 * weight_change.values, color=COLORS[3])
-    right.set_xticks(range(len(weight_change)), [str(p).replace("layer ", "L") for p in weight_change.index])
-    right.set_xlabel("part of the model (L = transformer layer)")
+    right.set_xticks(range(len(weight_change)), [str(p).replace("layer ", "L").replace("embeddings", "emb")
+                                                 for p in weight_change.index])
+    right.set_xlabel("part of the model (emb: embeddings; L: layer)")
     right.set_ylabel("relative weight change (%)")
     right.grid(axis="y", alpha=0.3)
     if title is None:
