@@ -6,6 +6,7 @@ import math
 import pandas as pd
 import pytest
 
+from hft_lib.config import results_dir
 from hft_lib.experiments import protocols, tuning
 from hft_lib.experiments.sweep import EXPERIMENTS, ResultsStore, run_sweep
 
@@ -84,3 +85,17 @@ def test_a_tuning_cell_runs_with_the_validation_split_only(tmp_path, monkeypatch
     monkeypatch.setitem(protocols.PROTOCOLS, "classification", fake)
     run_sweep("tune", "quick", seeds=(100,), out=tmp_path, echo=lambda s: None)
     assert len(seen) == len(tuning.tune_variants()) and all(c["score"] == "validation" for c in seen)
+
+
+def test_the_oracle_is_confirmed_on_seeds_it_did_not_choose_on():
+    cells = EXPERIMENTS["oracle_confirm"].cells("quick")
+    oracle = pd.read_csv(results_dir() / "oracle-quick.csv")
+    best = oracle[oracle["strategy"].str.startswith("freeze:")].groupby("strategy")["test_accuracy"].mean().idxmax()
+    assert {c["strategy"] for c in cells} == {best, "full", "lower_half"}
+    tuning.check_disjoint(tuple(oracle["seed"].unique()), tuple(c["seed"] for c in cells))
+    assert {c["train_size"] for c in cells} == {320} and {c["test_size"] for c in cells} == {None}  # the oracle's budget
+
+
+def test_the_second_budget_has_three_times_the_data_at_the_selected_rates():
+    assert EXPERIMENTS["budget2"].settings["train_size"] == 1500 and EXPERIMENTS["budget2"].rates_from == "tune"
+    assert {v["strategy"] for v in EXPERIMENTS["budget2"].variants} == set(tuning.BUDGET2) <= set(tuning.STRATEGIES)

@@ -101,7 +101,7 @@ def _learned(claim: Claim, frame: pd.DataFrame) -> str | None:
                 "above-chance accuracy, so there was no forgetting to prevent")
     if claim.metric == "forgetting" and "task_a_after" in reference:
         # runs stored before the protocol recorded task A's majority class had a balanced binary task A: chance 0.5
-        chance = reference["majority_baseline_a"] if "majority_baseline_a" in reference else 0.5
+        chance = reference.get("majority_baseline_a", 0.5)
         floor = reference["task_a_after"] <= chance + FLOOR_MARGIN
         if floor.any():
             return (f"not testable here: {claim.reference} left task A at the floor (chance) on {int(floor.sum())} of "

@@ -1,6 +1,6 @@
 """Paired multi-seed sweeps that resume, and the results store they write.
 
-An `Experiment` is a protocol (see `protocols`), shared settings, a list of variants (a strategy plus
+An `Experiment` (the table is `catalogue`) is a protocol (see `protocols`), shared settings, a list of variants (a strategy plus
 anything that differs, e.g. a learning rate) and seeds. Every variant runs on every seed, so any two
 variants can be compared seed by seed (`measure.stats.paired`).
 
@@ -15,7 +15,6 @@ interrupted sweep loses at most the run in progress. A file written with other s
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import platform
@@ -24,127 +23,18 @@ import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from ..config import results_dir
-from ..strategies import check_strategies, subset_name
+from ..strategies import check_strategies
 from ..training import TrainingDiverged
-from . import tuning
+from .catalogue import EXPERIMENTS, PICKED, UNDER_WAY, Experiment, cell_id, get_experiment, variant_label
 from .protocols import PROTOCOLS
-from .tuning import selected_rates
 
-
-@dataclass(frozen=True)
-class Experiment:
-    """A grid: protocol x variants x seeds, with settings shared by every cell (per profile where they differ)."""
-
-    name: str
-    question: str  # the claim it tests, in one line
-    protocol: str
-    variants: tuple[dict, ...]  # each: {"strategy": ..., plus what else differs}
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
-    settings: dict = field(default_factory=dict)  # for every profile
-    profiles: dict = field(default_factory=dict)  # profile name -> settings that differ there
-    rates_from: str | None = None  # each variant's peak rate is the one selected by this tuning sweep (`tuning`)
-    more_seeds: tuple[int, ...] = ()  # extra seeds for the variants in `more_for` (equivalence claims need more pairs)
-    more_for: tuple[str, ...] = ()
-
-    def resolved(self, profile: str) -> dict:
-        """Shared settings for one profile (with `rates_from`: the selected rate of every variant, from the stored tuning)."""
-        if profile not in ("quick", "full"):
-            raise ValueError(f"Unknown profile {profile!r}; use quick or full.")
-        shared = {"protocol": self.protocol, "profile": profile, **self.settings, **self.profiles.get(profile, {})}
-        if self.rates_from:
-            shared["rates"] = selected_rates(profile)
-        return shared
-
-    def cells(self, profile: str, seeds: tuple[int, ...] | None = None) -> list[dict]:
-        """Every run of the sweep, seed-major (so what a seed shares is computed once), each with its `cell` id."""
-        shared = self.resolved(profile)
-        rates = shared.pop("rates", None)
-        out = []
-        for seed in seeds if seeds is not None else (*self.seeds, *self.more_seeds):
-            for variant in self.variants:
-                label = variant_label(variant)
-                if seed in self.more_seeds and seed not in self.seeds and variant["strategy"] not in self.more_for:
-                    continue
-                cell = {"experiment": self.name, "variant": label, **shared, **variant, "seed": seed}
-                if rates is not None:
-                    cell["lr"] = rates[label]
-                out.append({**cell, "cell": cell_id(cell)})
-        return out
-
-
-def variant_label(variant: dict) -> str:
-    """'lower_half' or 'lower_half, embeddings=trainable': the strategy plus what else the variant sets."""
-    extra = [f"{k}={v}" for k, v in variant.items() if k != "strategy"]
-    return ", ".join([variant["strategy"], *extra])
-
-
-def cell_id(cell: dict) -> str:
-    """A stable short hash of a cell's settings (its identity in the results file)."""
-    text = json.dumps({k: v for k, v in cell.items() if k != "cell"}, sort_keys=True, default=str)
-    return hashlib.sha1(text.encode()).hexdigest()[:12]
-
-
-ENCODER_SETTINGS = {"model": "minilm-l6", "task": "trec6", "val_size": 100, "test_size": 300}
-SUBSETS = tuple(subset_name(i for i in range(6) if mask >> i & 1) for mask in range(64))  # every subset of 6 layers
-RULES = ("full", "hft_paper", "lora", "lisa", "bitfit", "attention_only", "ffn_only", "autofreeze", "auto_rgn")  # not subsets
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
-    Experiment("strategies", "C1, C2, C6, HFT paper (encoder): accuracy and retention per pattern, with mirror controls",
-               "classification", tuple({"strategy": s} for s in (
-                   "full", "lower_half", "upper_half", "alternate", "alternate_odd", "hft_paper", "head_only")),
-               settings={**ENCODER_SETTINGS, "probe_tasks": ("movie_sentiment", "tweet_sentiment"), "probe_size": 200},
-               profiles={"full": {"test_size": 1000, "probe_size": 1000}}),
-    Experiment("gradual", "C3, C5: gradual vs all at once, bottom-up vs top-down, at two learning rates",
-               "classification", tuple({"strategy": s, "lr": lr} for lr in (1e-4, 3e-4)
-                                       for s in ("full", "gradual_bottom_up", "gradual_top_down")),
-               settings=ENCODER_SETTINGS, profiles={"full": {"test_size": 1000}}),
-    Experiment("small_data", "C4: does freezing regularise where full fine-tuning overfits (100 examples, 12 epochs)?",
-               "classification", tuple({"strategy": s} for s in ("full", "lower_half", "head_only")),
-               settings={**ENCODER_SETTINGS, "train_size": 100, "epochs": 12, "measure_train": True},
-               profiles={"full": {"test_size": 1000}}),
-    Experiment("sequential", "Forgetting (encoder): movie_sentiment accuracy lost after fine-tuning on TREC-6",
-               "sequential", tuple({"strategy": s} for s in (
-                   "full", "lower_half", "upper_half", "hft_paper")),
-               settings={**ENCODER_SETTINGS, "task_a": "movie_sentiment", "train_size_a": 500, "epochs_a": 2},
-               profiles={"full": {"test_size": 1000, "train_size_a": 2000}}),
-    Experiment("decoder", "HFT paper and forgetting (decoder): learning-forgetting curves, tied head trainable vs frozen",
-               "lm_curve", ({"strategy": "full"}, {"strategy": "full", "embeddings": "frozen"},
-                            {"strategy": "lower_half"}, {"strategy": "lower_half", "embeddings": "trainable"},
-                            {"strategy": "hft_paper"}),
-               seeds=(0, 1, 2), settings={"model": "smollm2-135m", "task": "trec6", "lm_steps": 16, "budgets": (8, 16)},
-               profiles={"full": {"lm_steps": 300, "budgets": (50, 100, 200, 300)}}),
-    Experiment("tune", "Each strategy's peak rate, chosen on the whole validation split on tuning seeds (never the test split)",
-               "classification", tuning.tune_variants(), seeds=tuning.TUNE_SEEDS,
-               settings={**ENCODER_SETTINGS, "val_size": None, "test_size": None, "score": "validation"}),
-    Experiment("confirm", "Every strategy at its own selected rate, on fresh seeds, scored on the whole test split",
-               "classification", tuple(tuning.base_variant(s) for s in tuning.STRATEGIES), seeds=tuning.CONFIRM_SEEDS,
-               settings={**ENCODER_SETTINGS, "test_size": None, "probe_tasks": ("movie_sentiment", "tweet_sentiment"),
-                         "probe_size": 200},
-               profiles={"full": {"probe_size": 1000}}, rates_from="tune", more_seeds=tuning.MORE_SEEDS,
-               more_for=tuning.MORE_FOR),
-    Experiment("oracle", "Which layers to freeze: all 64 subsets of MiniLM's layers (embeddings frozen), and nine rules against them",
-               "classification", tuple({"strategy": s} for s in (*SUBSETS, *RULES)), seeds=(0, 1, 2),
-               settings={**ENCODER_SETTINGS, "val_size": 50, "train_size": 320, "epochs": 2, "lr": 3e-4,  # 219 runs in <= 90 min on 2 cores
-                         "probe_tasks": ("movie_sentiment", "tweet_sentiment"), "probe_size": 100},
-               profiles={"full": {"val_size": 100, "train_size": None, "epochs": 3, "lr": 5e-5, "test_size": 1000,
-                                  "probe_size": 1000}}),
-)}
-
-
-# Sweeps being made across sessions (each resumes where the last stopped): their stored rows may be incomplete, and no
-# claim reads them until they are done (tests/test_evidence.py holds both).
-UNDER_WAY = ("tune", "confirm")
-
-
-def get_experiment(name: str) -> Experiment:
-    if name not in EXPERIMENTS:
-        raise ValueError(f"Unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)} (`hft sweep --list` describes them).")
-    return EXPERIMENTS[name]
+__all__ = ["EXPERIMENTS", "UNDER_WAY", "Experiment", "ResultsStore", "cell_id", "check_live", "get_experiment",
+           "load_results", "parse_seeds", "run_cell", "run_sweep", "variant_label"]
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -245,7 +135,8 @@ def run_sweep(experiment: Experiment | str, profile: str = "quick", seeds: tuple
               out: str | Path | None = None, part: tuple[int, int] = (0, 1), echo: Callable[[str], None] = print) -> pd.DataFrame:
     """Run every unfinished cell of `experiment` (this process's `part` of them); returns the results so far."""
     experiment = get_experiment(experiment) if isinstance(experiment, str) else experiment
-    check_strategies([v["strategy"] for v in experiment.variants], decoder=experiment.protocol == "lm_curve")
+    check_strategies([v["strategy"] for v in experiment.variants if v["strategy"] != PICKED],
+                     decoder=experiment.protocol == "lm_curve")
     store = ResultsStore(out, experiment, profile)
     store.check()
     cells = experiment.cells(profile, seeds)

@@ -35,6 +35,8 @@ TUNE_SEEDS = (100, 101)
 CONFIRM_SEEDS = (0, 1, 2, 3, 4)
 MORE_SEEDS = (5, 6, 7, 8, 9)  # equivalence claims (C1, C6, P2) need more pairs to resolve a 2-point margin
 MORE_FOR = ("full", "lower_half", "alternate", "hft_paper")
+BUDGET2 = ("full", "lower_half", "alternate", "hft_paper", "gradual_top_down", "lora", "bitfit")  # a second budget
+ORACLE_CONFIRM_SEEDS = tuple(range(10, 20))  # the oracle chose its best subset on seeds 0-2: confirm it on others
 
 
 def base_variant(strategy: str) -> dict:
@@ -143,3 +145,14 @@ def rate_table(selection: pd.DataFrame) -> pd.DataFrame:
     table["selected"] = [f"{lr:g}" + (" (grid edge: widen it)" if edge else "")
                          for lr, edge in zip(selection["lr"], selection["at_edge"])]
     return table
+
+
+def picked_subset(experiment: str, profile: str, out=None, metric: str = "test_accuracy") -> str:
+    """The layer subset (`freeze:...`) with the best mean `metric` in a stored sweep (the oracle: the selection set, whose
+    seeds are disjoint from `ORACLE_CONFIRM_SEEDS`), or a clear error saying what to run."""
+    path = results_dir(out) / f"{experiment}-{profile}.csv"
+    if not path.exists():
+        raise ValueError(f"No {experiment} runs at {path}; run `hft sweep {experiment} --profile {profile}` first.")
+    frame = pd.read_csv(path)
+    subsets = frame[frame["strategy"].str.startswith("freeze:")]
+    return str(subsets.groupby("strategy")[metric].mean().idxmax())
