@@ -112,7 +112,8 @@ class Finetuner:
             print(self.describe())
 
     def describe(self) -> str:
-        """One line: pattern, frozen layers, embeddings, trainable share (and stacks, a tied LM head, when there are)."""
+        """Two lines: pattern, frozen layers, embeddings (and stacks, a tied LM head, when there are); then the trainable
+        share (short lines: a notebook's output area breaks long ones anywhere, even inside a number)."""
         frozen = self.frozen_layers
         emb = "trainable" if self.embeddings_trainable else "frozen"
         why = f" ({self.embedding_choice})" if self.embedding_choice != "auto" else " (auto: frozen iff layer 0 is)"
@@ -121,8 +122,8 @@ class Finetuner:
             stacks = " (" + " + ".join(f"{path} {r.start}-{r.stop - 1}" for (path, _), r in
                                        zip(self.parts.stacks, self.parts.stack_ranges())) + ", pattern per stack)"
         tied = f"; LM head tied to the embeddings ({emb} with them)" if self.parts.tied else ""
-        return (f"{self.pattern_name}: frozen layers {frozen or 'none'} of {self.n_layers}{stacks}; embeddings {emb}{why}{tied}; "
-                f"trainable {self.trainable_parameter_count():,} of {self.total_parameter_count():,} parameters "
+        return (f"{self.pattern_name}: frozen layers {frozen or 'none'} of {self.n_layers}{stacks}; embeddings {emb}{why}{tied};\n"
+                f"  trainable {self.trainable_parameter_count():,} of {self.total_parameter_count():,} parameters "
                 f"({100 * self.trainable_share():.1f}%)")
 
     @property

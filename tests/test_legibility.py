@@ -200,8 +200,6 @@ def test_training_curves_and_trainable_layers():
     legible(plots.plot_trainable_layers(histories, n_layers=6))
 
 
-@pytest.mark.xfail(strict=True, reason="viz/widgets.py (not this change's file) sets the cells' counts in 7 pt, and the "
-                                       "three-pattern map is 11.6 in wide: shown at 0.93 in a notebook")
 def test_freeze_maps():
     from hft_lib.exercises import tiny_classifier
     from hft_lib.viz.widgets import draw_freeze_map
@@ -250,8 +248,6 @@ def test_notebook_06_charts_side_by_side(strategy_runs):
     legible(fig)
 
 
-@pytest.mark.xfail(strict=True, reason="viz/frontier.py (not this change's file): plot_model's two-line title is wider "
-                                       "than its own 6.5-in figure (shown whole inline only by the tight crop)")
 def test_notebook_06_chart_of_one_model(strategy_runs):
     from hft_lib.experiments import frontier
 

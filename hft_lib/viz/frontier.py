@@ -6,6 +6,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..experiments.frontier import COSTS, RETENTION_LABEL
+from .plots import wrap_to_width
 from .tradeoff import plot_quality_retention
 from .widgets import with_text_fallback
 
@@ -27,6 +28,7 @@ def plot_model(frame: pd.DataFrame, model: str, budget: str | None = None, highl
     best = runs.loc[runs["quality"].idxmax(), "strategy"]
     keeps = runs.loc[runs["retention"].idxmax(), "strategy"]
     ax.set_title(f"{model}, {budget}\nmost accurate: {best}; keeps most: {keeps}", fontsize=10)
+    wrap_to_width(ax.title, ax.get_window_extent().width)  # no wider than its axes
     return ax
 
 

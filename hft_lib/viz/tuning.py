@@ -21,8 +21,11 @@ def plot_rate_response(selection: pd.DataFrame, title: str | None = None, metric
     panels = {name: [v for v in selection.index if selection.loc[v, "strategy"] in members]
               for name, members in PANELS.items()}
     panels = {k: v for k, v in panels.items() if v}
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2), sharey=True, squeeze=False)
-    for ax, (name, variants) in zip(axes[0], panels.items()):
+    rows = (len(panels) + 1) // 2  # two panels a row: 9.4 in, the width a notebook shows at full size
+    fig, axes = plt.subplots(rows, 2, figsize=(9.4, 3.6 * rows), sharey=True, squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, (name, variants) in zip(axes.flat, panels.items()):
         for (colour, marker), variant in zip(STYLES, variants):
             row = selection.loc[variant]
             scale = row["effective_lr"] / row["lr"]  # LoRA: the adapters' rate
@@ -33,9 +36,10 @@ def plot_rate_response(selection: pd.DataFrame, title: str | None = None, metric
         ax.set_xscale("log")
         ax.set_xlabel("peak learning rate (LoRA: its adapters')")
         ax.set_title(name, fontsize=10)
-        ax.legend(fontsize=8, loc="lower left")
+        ax.legend(fontsize=8, loc="best")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"{metric_label} (mean over tuning seeds)")
+    for row in axes:
+        row[0].set_ylabel(f"{metric_label}\n(mean over tuning seeds)")
     fig.suptitle(title or "Each strategy has its own best rate (rings: the selected one)", fontsize=11)
     fig.tight_layout()
     return fig

@@ -74,10 +74,10 @@ def plan_counts(plan: pd.DataFrame) -> dict[str, int | float]:
 
 
 def describe_plan(plan: pd.DataFrame) -> str:
-    """One line: what a pattern trains and how deep its backward pass goes."""
+    """Two short lines (a notebook breaks long ones anywhere): what a pattern trains, and how deep its backward pass goes."""
     c = plan_counts(plan)
     return (f"{plan.attrs.get('pattern', '?')}: {c['trainable_params']:,} of {c['total_params']:,} parameters trainable "
-            f"({c['trainable_pct']:.1f}%); backward pass goes through {c['backward_layers']} of {c['n_layers']} layers, "
+            f"({c['trainable_pct']:.1f}%);\n  backward pass goes through {c['backward_layers']} of {c['n_layers']} layers, "
             f"{c['pass_through_layers']} of them frozen (compute without learning); embeddings {plan.loc['embeddings', 'state']}")
 
 
@@ -93,7 +93,7 @@ def draw_freeze_map(model: nn.Module, patterns: FreezePattern | Sequence[FreezeP
     plans = [freeze_plan(model, p, embeddings) for p in patterns]
     n_parts = len(plans[0])
     # Fixed margins in inches (not tight_layout): one column keeps its width however long the names, title and legend.
-    left, column, legend, top, bottom, row = 1.8, 2.4, 2.6, 1.0, 0.75, 0.34
+    left, column, legend, top, bottom, row = 1.6, 1.8, 2.4, 1.0, 0.75, 0.34  # three patterns fit 9.4 in
     width, height = left + column * len(plans) + legend, top + bottom + row * n_parts
     fig, ax = plt.subplots(figsize=(width, height))
     fig.subplots_adjust(left=left / width, right=(left + column * len(plans)) / width, top=1 - top / height,
@@ -103,7 +103,7 @@ def draw_freeze_map(model: nn.Module, patterns: FreezePattern | Sequence[FreezeP
             ax.add_patch(plt.Rectangle((col + 0.05, row + 0.05), 0.9, 0.9, color=STATE_COLORS[info["state"]], ec="white"))
             if n_parts <= 16 or row in (0, n_parts - 1):
                 ax.text(col + 0.5, row + 0.5, f"{_short(info['trainable'])} / {_short(info['parameters'])}",
-                        ha="center", va="center", fontsize=7)
+                        ha="center", va="center", fontsize=8)
         c = plan_counts(plan)
         ax.annotate(f"{c['trainable_pct']:.1f}% trainable\nbackward: {c['backward_layers']}/{c['n_layers']} layers",
                     (col + 0.5, 0), xytext=(0, -4), textcoords="offset points", ha="center", va="top", fontsize=8,
