@@ -10,6 +10,7 @@ from transformers import AutoModelForCausalLM, AutoModelForSequenceClassificatio
 from transformers.utils import logging as hf_logging
 
 from . import assets
+from .pooling import POOLINGS, use_mean_pooling
 
 MODEL_KINDS = ("classification", "causal_lm")
 EMBEDDED_MODELS = {
@@ -46,7 +47,7 @@ def _quiet():
 
 
 def load_model(name: str = "minilm-l6", num_labels: int | None = None, kind: str | None = None,
-               trust_remote_code: bool = False, **kwargs) -> LoadedModel:
+               trust_remote_code: bool = False, pooling: str = "cls", **kwargs) -> LoadedModel:
     """Load (model, tokenizer) for sequence classification or causal language modelling.
 
     Args:
@@ -54,10 +55,14 @@ def load_model(name: str = "minilm-l6", num_labels: int | None = None, kind: str
         num_labels: classes for a classification head; giving it implies kind="classification".
         kind: "classification" or "causal_lm" (default: classification if num_labels else causal_lm).
         trust_remote_code: off by default; only turn it on for code you have read.
+        pooling: what a classifier reads: "cls" (the model's own pooler) or "mean" (the mean of the real tokens'
+            states, how sentence-transformers trained minilm-l6; see `pooling.py`).
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"Model name must be a non-empty string such as 'minilm-l6', not {name!r}.")
     kind = kind or ("classification" if num_labels is not None else "causal_lm")
+    if pooling not in POOLINGS or (pooling != "cls" and kind != "classification"):
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)} (and 'mean' is for classifiers), not {pooling!r}.")
     if kind not in MODEL_KINDS:
         raise ValueError(f"Unknown model kind {kind!r}; use 'classification' or 'causal_lm'.")
     if kind == "classification" and (not isinstance(num_labels, int) or isinstance(num_labels, bool) or num_labels < 2):
@@ -78,4 +83,6 @@ def load_model(name: str = "minilm-l6", num_labels: int | None = None, kind: str
         tokenizer.pad_token = tokenizer.eos_token
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    if pooling == "mean":
+        use_mean_pooling(model)
     return LoadedModel(model, tokenizer)

@@ -11,10 +11,10 @@ from hft_lib.experiments import protocols, tuning
 from hft_lib.experiments.sweep import EXPERIMENTS, ResultsStore, run_sweep
 
 
-def tuning_rows(best: dict[str, float], seeds=tuning.TUNE_SEEDS) -> pd.DataFrame:
+def tuning_rows(best: dict[str, float], seeds=tuning.TUNE_SEEDS, variants=None) -> pd.DataFrame:
     """Fake tuning runs: validation accuracy peaks at `best[strategy]` (1 - |log10 distance| / 10)."""
     rows = []
-    for variant in tuning.tune_variants():
+    for variant in variants or tuning.tune_variants():
         label = ", ".join([variant["strategy"], *(f"{k}={v}" for k, v in variant.items() if k != "strategy")])
         peak = best.get(variant["strategy"], tuning.GRIDS[variant["strategy"]][1])
         for seed in seeds:
@@ -67,9 +67,14 @@ def test_confirmation_waits_for_the_tuning_then_runs_each_strategy_at_its_select
     with pytest.raises(ValueError, match="not complete .*before confirming"):
         EXPERIMENTS["confirm"].cells("quick")
     tuning_rows({"bitfit": 1e-2, "lora": 1e-4}).to_csv(tmp_path / "tune-quick.csv", index=False)
+    with pytest.raises(ValueError, match="run `hft sweep tune_pooling --profile quick` first"):
+        EXPERIMENTS["confirm"].cells("quick")  # the mean-pooling heads' rates are chosen by their own tuning
+    tuning_rows({"bitfit": 3e-3}, variants=tuning.pooling_tune_variants()).to_csv(tmp_path / "tune_pooling-quick.csv",
+                                                                                   index=False)
     cells = EXPERIMENTS["confirm"].cells("quick")
     rate = {c["variant"]: c["lr"] for c in cells}
     assert rate["bitfit"] == 1e-2 and rate["lora"] == 1e-4 and rate["full"] == tuning.GRIDS["full"][1]
+    assert rate["bitfit, pooling=mean"] == 3e-3 and {c["pooling"] for c in cells if "pooling" in c} == {"mean"}
     seeds = {c["variant"]: {c["seed"] for c in cells if c["variant"] == v} for v in rate for c in cells if c["variant"] == v}
     assert seeds["full"] == {*tuning.CONFIRM_SEEDS, *tuning.MORE_SEEDS} and seeds["bitfit"] == set(tuning.CONFIRM_SEEDS)
     assert ResultsStore(None, EXPERIMENTS["confirm"], "quick").settings["rates"]["bitfit"] == 1e-2  # stored, checked

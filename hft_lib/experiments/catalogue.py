@@ -25,7 +25,7 @@ class Experiment:
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     settings: dict = field(default_factory=dict)  # for every profile
     profiles: dict = field(default_factory=dict)  # profile name -> settings that differ there
-    rates_from: str | None = None  # each variant's peak rate is the one selected by this tuning sweep (`tuning`)
+    rates_from: str | tuple[str, ...] | None = None  # each variant's peak rate: the one its tuning sweep(s) selected
     pick_from: str | None = None  # the variant {"strategy": PICKED} is the best layer subset of this stored sweep
     more_seeds: tuple[int, ...] = ()  # extra seeds for the variants in `more_for` (equivalence claims need more pairs)
     more_for: tuple[str, ...] = ()
@@ -36,7 +36,11 @@ class Experiment:
             raise ValueError(f"Unknown profile {profile!r}; use quick or full.")
         shared = {"protocol": self.protocol, "profile": profile, **self.settings, **self.profiles.get(profile, {})}
         if self.rates_from:
-            shared["rates"] = selected_rates(profile)
+            shared["rates"] = {}
+            for name in (self.rates_from,) if isinstance(self.rates_from, str) else self.rates_from:
+                tuned = EXPERIMENTS[name]
+                shared["rates"].update(selected_rates(profile, experiment=name,
+                                                      expected=len(tuned.variants) * len(tuned.seeds)))
         if self.pick_from:
             shared["picked"] = tuning.picked_subset(self.pick_from, profile)
         return shared
@@ -103,11 +107,16 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("tune", "Each strategy's peak rate, chosen on the whole validation split on tuning seeds (never the test split)",
                "classification", tuning.tune_variants(), seeds=tuning.TUNE_SEEDS,
                settings={**ENCODER_SETTINGS, "val_size": None, "test_size": None, "score": "validation"}),
-    Experiment("confirm", "Every strategy at its own selected rate, on fresh seeds, scored on the whole test split",
-               "classification", tuple(tuning.base_variant(s) for s in tuning.STRATEGIES), seeds=tuning.CONFIRM_SEEDS,
+    Experiment("tune_pooling", "The mean-pooling head's rate for head only, BitFit, LoRA and full, chosen as in tune",
+               "classification", tuning.pooling_tune_variants(), seeds=tuning.TUNE_SEEDS,
+               settings={**ENCODER_SETTINGS, "val_size": None, "test_size": None, "score": "validation"}),
+    Experiment("confirm", "Every strategy at its own selected rate, on fresh seeds, scored on the whole test split "
+               "(and four of them with a mean-pooling head: the head or the strategy?)", "classification",
+               (*(tuning.base_variant(s) for s in tuning.STRATEGIES), *tuning.mean_pooling_variants()),
+               seeds=tuning.CONFIRM_SEEDS,
                settings={**ENCODER_SETTINGS, "test_size": None, "probe_tasks": ("movie_sentiment", "tweet_sentiment"),
                          "probe_size": 200},
-               profiles={"full": {"probe_size": 1000}}, rates_from="tune", more_seeds=tuning.MORE_SEEDS,
+               profiles={"full": {"probe_size": 1000}}, rates_from=("tune", "tune_pooling"), more_seeds=tuning.MORE_SEEDS,
                more_for=tuning.MORE_FOR),
     Experiment("budget2", "The main strategies at their selected rates with three times the data (1,500 questions)",
                "classification", tuple(tuning.base_variant(s) for s in tuning.BUDGET2), seeds=tuning.CONFIRM_SEEDS,
@@ -128,7 +137,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 
 # Sweeps being made across sessions (each resumes where the last stopped): their stored rows may be incomplete, and no
 # claim reads them until they are done (tests/test_evidence.py holds both).
-UNDER_WAY = ("tune", "confirm", "budget2", "oracle_confirm")
+UNDER_WAY = ("tune", "tune_pooling", "confirm", "budget2", "oracle_confirm")
 
 
 def get_experiment(name: str) -> Experiment:

@@ -63,7 +63,7 @@ def classification(cell: dict, cache: dict, keep_model: bool = False) -> dict:
     if cell.get("probe_tasks"):
         suite, before, chance = _probes(cell, cache)
     set_seed(cell["seed"])  # the new head's initial weights depend on the seed only, not on what ran before
-    loaded = load_model(cell["model"], num_labels=len(label_names(task)))
+    loaded = load_model(cell["model"], num_labels=len(label_names(task)), pooling=cell.get("pooling", "cls"))
     result = run_classification(cell["strategy"], cell["model"], cell["task"], profile, seed=cell["seed"], task=task,
                                 progress=keep_model, keep_model=keep_model or cell.get("measure_train", False), probes=suite,
                                 probes_before=before, embeddings=cell.get("embeddings"), start_from=loaded,

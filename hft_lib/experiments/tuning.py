@@ -35,6 +35,9 @@ TUNE_SEEDS = (100, 101)
 CONFIRM_SEEDS = (0, 1, 2, 3, 4)
 MORE_SEEDS = (5, 6, 7, 8, 9)  # equivalence claims (C1, C6, P2) need more pairs to resolve a 2-point margin
 MORE_FOR = ("full", "lower_half", "alternate", "hft_paper")
+# A head that re-purposes [CLS] or one that reads the mean of the tokens (how minilm-l6 was trained): does the head or
+# the strategy speak? Compared for the strategies that cannot retrain the body much, and full as the reference.
+POOLING_STRATEGIES = ("head_only", "bitfit", "lora", "full")
 BUDGET2 = ("full", "lower_half", "alternate", "hft_paper", "gradual_top_down", "lora", "bitfit")  # a second budget
 ORACLE_CONFIRM_SEEDS = tuple(range(10, 20))  # the oracle chose its best subset on seeds 0-2: confirm it on others
 
@@ -47,6 +50,16 @@ def base_variant(strategy: str) -> dict:
 def tune_variants() -> tuple[dict, ...]:
     """Every strategy at every rate of its grid."""
     return tuple({**base_variant(s), "lr": lr} for s in STRATEGIES for lr in GRIDS[s])
+
+
+def mean_pooling_variants() -> tuple[dict, ...]:
+    """The strategies of the head comparison with a mean-pooling head (`pooling.py`), without their rate."""
+    return tuple({"strategy": s, "pooling": "mean"} for s in POOLING_STRATEGIES)
+
+
+def pooling_tune_variants() -> tuple[dict, ...]:
+    """The mean-pooling head's variants at every rate of their grids (the [CLS] ones are in `tune_variants`)."""
+    return tuple({**v, "lr": lr} for v in mean_pooling_variants() for lr in GRIDS[v["strategy"]])
 
 
 def check_grid(rates) -> tuple[float, ...]:
@@ -84,23 +97,25 @@ def select_rates(frame: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFr
     return pd.DataFrame(rows).set_index("variant")
 
 
-def stored_tuning(profile: str, out=None) -> pd.DataFrame:
-    """The tuning sweep's rows, complete (every strategy, rate and tuning seed), or a clear error saying what to run."""
-    path = results_dir(out) / f"tune-{profile}.csv"
+def stored_tuning(profile: str, out=None, experiment: str = "tune", expected: int | None = None) -> pd.DataFrame:
+    """A tuning sweep's rows, complete (`expected` runs: every strategy, rate and tuning seed), or a clear error saying
+    what to run."""
+    path = results_dir(out) / f"{experiment}-{profile}.csv"
     if not path.exists():
-        raise ValueError(f"No tuning runs at {path}; run `hft sweep tune --profile {profile}` first (it chooses each "
+        raise ValueError(f"No tuning runs at {path}; run `hft sweep {experiment} --profile {profile}` first (it chooses each "
                          "strategy's rate on validation).")
     frame = pd.read_csv(path)
-    expected = len(tune_variants()) * len(TUNE_SEEDS)
+    expected = expected if expected is not None else len(tune_variants()) * len(TUNE_SEEDS)
     if len(frame) < expected:
         raise ValueError(f"The tuning sweep is not complete ({len(frame)} of {expected} runs in {path}); finish it with "
-                         f"`hft sweep tune --profile {profile}` before confirming.")
+                         f"`hft sweep {experiment} --profile {profile}` before confirming.")
     return frame
 
 
-def selected_rates(profile: str, out=None) -> dict[str, float]:
-    """Variant label -> its selected peak rate, from the stored tuning sweep (what `hft sweep confirm` runs at)."""
-    return {label: row["lr"] for label, row in select_rates(stored_tuning(profile, out)).iterrows()}
+def selected_rates(profile: str, out=None, experiment: str = "tune", expected: int | None = None) -> dict[str, float]:
+    """Variant label -> its selected peak rate, from a stored tuning sweep (what `hft sweep confirm` runs at)."""
+    frame = stored_tuning(profile, out, experiment, expected)
+    return {label: row["lr"] for label, row in select_rates(frame).iterrows()}
 
 
 def selection_json(selection: pd.DataFrame) -> str:
