@@ -98,6 +98,11 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                    "full", "lower_half", "upper_half", "hft_paper")),
                settings={**ENCODER_SETTINGS, "task_a": "movie_sentiment", "train_size_a": 500, "epochs_a": 2},
                profiles={"full": {"test_size": 1000, "train_size_a": 2000}}),
+    Experiment("sequential2", "Forgetting (encoder, v2): task A learned well, A's whole head put back, strategies at their "
+               "selected rates", "sequential", tuple({"strategy": s} for s in tuning.SEQUENTIAL),
+               settings={**ENCODER_SETTINGS, "test_size": None, "task_a": "movie_sentiment", "train_size_a": 1000,
+                         "epochs_a": 3, "lr_a": 3e-4, "test_size_a": None, "restore": "head"},
+               profiles={"full": {"train_size_a": None, "lr_a": 5e-5}}, rates_from="tune"),
     Experiment("decoder", "HFT paper and forgetting (decoder): learning-forgetting curves, tied head trainable vs frozen",
                "lm_curve", ({"strategy": "full"}, {"strategy": "full", "embeddings": "frozen"},
                             {"strategy": "lower_half"}, {"strategy": "lower_half", "embeddings": "trainable"},
@@ -137,7 +142,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 
 # Sweeps being made across sessions (each resumes where the last stopped): their stored rows may be incomplete, and no
 # claim reads them until they are done (tests/test_evidence.py holds both).
-UNDER_WAY = ("tune", "tune_pooling", "confirm", "budget2", "oracle_confirm")
+UNDER_WAY = ("tune", "tune_pooling", "confirm", "budget2", "oracle_confirm", "sequential2")
 
 
 def get_experiment(name: str) -> Experiment:

@@ -86,6 +86,7 @@ OVERFIT_GAP = 0.10  # full fine-tuning overfits here if its train accuracy excee
 
 
 FLOOR_MARGIN = 0.05  # task A at or below its majority class + 5 points after task B: at the floor, forgetting is capped
+LEARNED_A = 0.15  # task A must be this far above its majority class before task B, on every seed (v2)
 
 
 def _learned(claim: Claim, frame: pd.DataFrame) -> str | None:
@@ -99,6 +100,11 @@ def _learned(claim: Claim, frame: pd.DataFrame) -> str | None:
     if claim.metric == "retention_cc" and reference[claim.metric].mean() >= 100:
         return (f"not testable here: {claim.reference} kept {reference[claim.metric].mean():.0f} % of the probes' "
                 "above-chance accuracy, so there was no forgetting to prevent")
+    if claim.metric == "forgetting" and "majority_baseline_a" in reference:
+        weak = reference["task_a_before"] < reference["majority_baseline_a"] + LEARNED_A
+        if weak.any():
+            return (f"not testable here: task A was not learned {100 * LEARNED_A:.0f} points above chance before task B on "
+                    f"{int(weak.sum())} of {len(reference)} seeds, so there was little to forget")
     if claim.metric == "forgetting" and "task_a_after" in reference:
         # runs stored before the protocol recorded task A's majority class had a balanced binary task A: chance 0.5
         chance = reference.get("majority_baseline_a", 0.5)

@@ -89,15 +89,21 @@ def classification(cell: dict, cache: dict, keep_model: bool = False) -> dict:
 
 
 def _tuned_on_a(cell: dict, cache: dict) -> dict:
-    """The model fine-tuned (everything) on task A for this seed, once per process, with A's data and test accuracy."""
-    key = ("task_a", cell["model"], cell["task_a"], cell["seed"], cell["train_size_a"], cell["epochs_a"])
+    """The model fine-tuned (everything) on task A for this seed, once per process, with A's data and test accuracy.
+
+    Task A's own settings (`lr_a`, `test_size_a`; v2) do not depend on the strategy, so every strategy of a seed starts
+    from the same model; without them (v1) A took the cell's rate and test size."""
+    lr_a = cell.get("lr_a", cell_profile(cell).lr)
+    test_size_a = cell.get("test_size_a", cell["test_size"])
+    key = ("task_a", cell["model"], cell["task_a"], cell["seed"], cell["train_size_a"], cell["epochs_a"], lr_a, test_size_a)
     if key not in cache:
         cache.clear()  # one seed's tuned model at a time
-        task = load_task(cell["task_a"], cell["train_size_a"], cell["val_size"], cell["test_size"], seed=cell["seed"])
-        profile = replace(cell_profile(cell), train_size=cell["train_size_a"], epochs=cell["epochs_a"])
+        task = load_task(cell["task_a"], cell["train_size_a"], cell["val_size"], test_size_a, seed=cell["seed"])
+        profile = replace(cell_profile(cell), train_size=cell["train_size_a"], epochs=cell["epochs_a"], lr=lr_a)
         run = run_classification("full", cell["model"], cell["task_a"], profile, seed=cell["seed"], task=task,
                                  progress=False, keep_model=True)
-        cache[key] = {"model": run["finetuner"].model, "accuracy": run["test_accuracy"], "task": task}
+        cache[key] = {"model": run["finetuner"].model, "accuracy": run["test_accuracy"], "task": task,
+                      "majority": run["majority_baseline"]}
     return cache[key]
 
 
@@ -118,13 +124,21 @@ def sequential(cell: dict, cache: dict) -> dict:
     result = run_classification(cell["strategy"], cell["model"], cell["task"], profile, seed=cell["seed"], task=task_b,
                                 progress=False, keep_model=True, embeddings=cell.get("embeddings"),
                                 start_from=(model_b, tokenizer))
-    scorer = copy.deepcopy(a["model"])  # A's head, B's fine-tuned body
-    scorer.load_state_dict({n: v for n, v in result["finetuner"].model.state_dict().items() if n in body}, strict=False)
+    # A's head, B's fine-tuned body. v1 (`restore` absent) put back A's classifier only, so A's classifier read B's
+    # retrained pooler whatever was frozen; v2 (`restore="head"`) puts back A's whole head (pooler and classifier).
+    kept = set(result["finetuner"].parts.head) if cell.get("restore") == "head" else set()
+    if cell.get("restore") == "head" and not kept & set(body):
+        raise ValueError(f"{cell['strategy']} renames the model's parameters (a wrapper such as peft's); the sequential "
+                         "protocol scores task A on the plain model: leave it out of this experiment.")
+    scorer = copy.deepcopy(a["model"])
+    scorer.load_state_dict({n: v for n, v in result["finetuner"].model.state_dict().items() if n in body and n not in kept},
+                           strict=False)
     test_a = make_loader(a["task"]["test"], tokenizer, profile.batch_size, profile.max_length,
                          num_labels=len(label_names(a["task"])))
     after = evaluate(scorer, test_a)["accuracy"]
     return {"test_accuracy": result["test_accuracy"], "majority_baseline": result["majority_baseline"],
             "task_a_before": a["accuracy"], "task_a_after": after, "forgetting": a["accuracy"] - after,
+            "majority_baseline_a": a["majority"],
             "final_loss": result["final_loss"], "trainable_pct": result["trainable_pct"],
             "step_time_s": result["step_time_s"], "train_time_s": result["train_time_s"], "failed": _failed(result)}
 

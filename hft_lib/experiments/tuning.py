@@ -38,6 +38,7 @@ MORE_FOR = ("full", "lower_half", "alternate", "hft_paper")
 # A head that re-purposes [CLS] or one that reads the mean of the tokens (how minilm-l6 was trained): does the head or
 # the strategy speak? Compared for the strategies that cannot retrain the body much, and full as the reference.
 POOLING_STRATEGIES = ("head_only", "bitfit", "lora", "full")
+SEQUENTIAL = ("full", "lower_half", "upper_half", "alternate", "hft_paper")  # forgetting v2 (LoRA renames the weights)
 BUDGET2 = ("full", "lower_half", "alternate", "hft_paper", "gradual_top_down", "lora", "bitfit")  # a second budget
 ORACLE_CONFIRM_SEEDS = tuple(range(10, 20))  # the oracle chose its best subset on seeds 0-2: confirm it on others
 
