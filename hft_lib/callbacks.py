@@ -40,6 +40,8 @@ class History:
     steps: list[dict] = field(default_factory=list)
     epochs: list[dict] = field(default_factory=list)
     state_mb: float | None = None  # weights + gradients + optimiser state held at the end of training (MiB)
+    device: str | None = None  # where it trained: cpu, cuda, cuda:1, mps
+    precision: str | None = None  # what the steps computed in: fp32, bf16 (autocast) or fp16 (autocast + gradient scaler)
 
     @property
     def step_frame(self) -> pd.DataFrame:
@@ -159,3 +161,18 @@ class LambdaCallback(Callback):
                              "on_step_end, on_epoch_end or on_fit_end.")
         for name, fn in hooks.items():
             setattr(self, name, fn)
+
+
+class BestEpoch(Callback):
+    """Keeps a copy of the weights at the epoch with the best `metric` on the evaluation loader (early stopping's memory:
+    `state` to load back, `epoch` it came from); the run itself trains on to the end."""
+
+    def __init__(self, metric: str = "eval_accuracy"):
+        self.metric, self.best, self.epoch = metric, -float("inf"), None
+        self.state: dict | None = None
+
+    def on_epoch_end(self, run: Run) -> None:
+        value = run.history.epochs[-1].get(self.metric)
+        if value is not None and value > self.best:
+            self.best, self.epoch = value, run.epoch
+            self.state = {k: v.detach().clone() for k, v in run.model.state_dict().items()}

@@ -82,3 +82,17 @@ def test_norms_get_no_weight_decay_whatever_they_are_called():
     decayed = {names[id(p)] for g in build_optimizer(ft, 1e-3, weight_decay=0.1).param_groups if g["weight_decay"] for p in g["params"]}
     assert decayed and not any(".ln_" in n or n.endswith("bias") for n in decayed)
     assert "transformer.h.0.mlp.c_fc.weight" in decayed
+
+
+def test_best_epoch_keeps_the_weights_of_the_epoch_validation_liked_best():
+    from hft_lib.callbacks import BestEpoch
+
+    torch.manual_seed(0)
+    ft = Finetuner(tiny_bert(), "full", verbose=False)
+    best = BestEpoch()
+    history = fit(ft, tiny_batches(), tiny_batches(2), epochs=3, lr=1e-2, progress=False, callbacks=[best])
+    scores = [e["eval_accuracy"] for e in history.epochs]
+    assert best.epoch == scores.index(max(scores)) and best.best == max(scores)
+    assert set(best.state) == set(ft.model.state_dict())
+    if best.epoch < 2:  # a copy, not a view of the weights that trained on
+        assert any(not torch.equal(best.state[k], v) for k, v in ft.model.state_dict().items())

@@ -103,6 +103,18 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                settings={**ENCODER_SETTINGS, "test_size": None, "task_a": "movie_sentiment", "train_size_a": 1000,
                          "epochs_a": 3, "lr_a": 3e-4, "test_size_a": None, "restore": "head"},
                profiles={"full": {"train_size_a": None, "lr_a": 5e-5}}, rates_from="tune"),
+    Experiment("small_data2", "C4 v2: on 100 questions over 20 epochs, does full fine-tuning's validation curve peak and "
+               "fall, and does freezing help at the best epoch or the last?", "classification",
+               tuple({"strategy": s} for s in ("full", "lower_half", "head_only")),
+               settings={**ENCODER_SETTINGS, "train_size": 100, "epochs": 20, "val_size": 150, "test_size": None,
+                         "keep_best": True, "measure_train": True}, rates_from="tune"),
+    Experiment("decoder2", "Decoder v2: 64 steps with budgets along the way, 300 task questions, 48 news passages, LoRA in",
+               "lm_curve", ({"strategy": "full"}, {"strategy": "full", "embeddings": "frozen"}, {"strategy": "lower_half"},
+                            {"strategy": "lower_half", "embeddings": "trainable"}, {"strategy": "hft_paper"},
+                            {"strategy": "lora"}),
+               seeds=(0, 1, 2), settings={"model": "smollm2-135m", "task": "trec6", "lm_steps": 64,
+                                          "budgets": (8, 16, 32, 64), "test_size": 300, "news_size": 48},
+               profiles={"full": {"lm_steps": 300, "budgets": (50, 100, 200, 300), "test_size": 1000, "news_size": 300}}),
     Experiment("decoder", "HFT paper and forgetting (decoder): learning-forgetting curves, tied head trainable vs frozen",
                "lm_curve", ({"strategy": "full"}, {"strategy": "full", "embeddings": "frozen"},
                             {"strategy": "lower_half"}, {"strategy": "lower_half", "embeddings": "trainable"},
@@ -142,7 +154,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 
 # Sweeps being made across sessions (each resumes where the last stopped): their stored rows may be incomplete, and no
 # claim reads them until they are done (tests/test_evidence.py holds both).
-UNDER_WAY = ("tune", "tune_pooling", "confirm", "budget2", "oracle_confirm", "sequential2")
+UNDER_WAY = ("tune", "tune_pooling", "confirm", "budget2", "oracle_confirm", "sequential2", "small_data2", "decoder2")
 
 
 def get_experiment(name: str) -> Experiment:

@@ -19,6 +19,7 @@ import copy
 import math
 from dataclasses import replace
 
+from ..callbacks import BestEpoch
 from ..config import get_profile, set_seed
 from ..data import label_names, load_task, make_loader
 from ..models import load_model
@@ -64,8 +65,10 @@ def classification(cell: dict, cache: dict, keep_model: bool = False) -> dict:
         suite, before, chance = _probes(cell, cache)
     set_seed(cell["seed"])  # the new head's initial weights depend on the seed only, not on what ran before
     loaded = load_model(cell["model"], num_labels=len(label_names(task)), pooling=cell.get("pooling", "cls"))
+    best = BestEpoch() if cell.get("keep_best") else None
+    keep = keep_model or cell.get("measure_train", False) or best is not None
     result = run_classification(cell["strategy"], cell["model"], cell["task"], profile, seed=cell["seed"], task=task,
-                                progress=keep_model, keep_model=keep_model or cell.get("measure_train", False), probes=suite,
+                                progress=keep_model, keep_model=keep, probes=suite, callbacks=[best] if best else (),
                                 probes_before=before, embeddings=cell.get("embeddings"), start_from=loaded,
                                 rounds=cell.get("rounds"), score_test=cell.get("score", "test") == "test")
     metrics = {k: result[k] for k in ("test_accuracy", "val_accuracy", "majority_baseline", "final_loss", "trainable_pct",
@@ -76,6 +79,14 @@ def classification(cell: dict, cache: dict, keep_model: bool = False) -> dict:
         after = {t: result[f"probe_{t}"] for t in suite.tasks}
         metrics.update(retention_pct=result["retention_pct"], retention_cc=chance_corrected_retention(before, after, chance),
                        **{f"probe_{t}": a for t, a in after.items()}, **{f"probe_{t}_before": a for t, a in before.items()})
+    if best is not None:  # v2: the test score at the epoch validation liked best (early stopping), and at the last
+        state = result["finetuner"].model.state_dict()
+        result["finetuner"].model.load_state_dict(best.state)
+        test = make_loader(task["test"], loaded.tokenizer, profile.batch_size, profile.max_length,
+                           num_labels=len(label_names(task)))
+        metrics.update(test_accuracy_best=evaluate(result["finetuner"].model, test)["accuracy"], best_epoch=best.epoch,
+                       val_curve=[e.get("eval_accuracy") for e in result["history"].epochs])
+        result["finetuner"].model.load_state_dict(state)
     if cell.get("measure_train"):
         model = result["finetuner"].model
         train = make_loader(task["train"], loaded.tokenizer, profile.batch_size, profile.max_length,
@@ -147,10 +158,12 @@ def lm_setup(cell: dict, cache: dict):
     """The decoder, its data and its "before" numbers for this cell's seed (made once per process and seed)."""
     from .decoder import prepare_lm
 
-    key = ("lm", cell["model"], cell["task"], cell["seed"], cell["lm_steps"])
+    sizes = {k: cell[k] for k in ("test_size", "news_size") if cell.get(k)}  # v2: more questions and passages
+    key = ("lm", cell["model"], cell["task"], cell["seed"], cell["lm_steps"], tuple(sorted(sizes.items())))
     if key not in cache:
         cache.clear()
-        cache[key] = prepare_lm(cell["model"], cell["task"], cell_profile(cell), seed=cell["seed"], steps=cell["lm_steps"])
+        cache[key] = prepare_lm(cell["model"], cell["task"], cell_profile(cell), seed=cell["seed"], steps=cell["lm_steps"],
+                                **sizes)
     return cache[key]
 
 
