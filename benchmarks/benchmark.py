@@ -2,7 +2,7 @@
 
     python benchmarks/benchmark.py            # full CPU run (~6-8 minutes on a 2-core CPU)
     python benchmarks/benchmark.py --quick    # smoke test: few steps, fewer strategies
-    python benchmarks/benchmark.py --device cuda   # larger batches, bf16 autocast
+    python benchmarks/benchmark.py --device cuda   # larger batches, mixed precision (bf16 where native, else fp16)
 
 For each model, every strategy trains through `hft_lib.fit` (the loop users run) on the same real
 batches; strategies take turns round by round so that machine noise hits all of them alike. Full

@@ -2,6 +2,10 @@
 
 The same code path runs everywhere; only the numbers change. `HFT_PROFILE=quick|full` picks the
 profile; by default a CUDA machine gets `full` and everything else (CPU, CI, Colab CPU) `quick`.
+`HFT_SMOKE=1` caps every run, whatever the profile, at a handful of optimiser steps on small splits
+(`SMOKE_LIMITS`), so that `HFT_PROFILE=full HFT_SMOKE=1` runs every notebook's full-profile code path on
+a CPU in minutes: the profile here, and the few places that size data or steps themselves (`load_task`,
+`fit`), read the caps through `smoke_limit`.
 """
 
 from __future__ import annotations
@@ -39,12 +43,41 @@ PROFILES = {
 }
 
 
+# HFT_SMOKE=1: the most any run may use, whatever its profile or its own settings ask for.
+SMOKE_LIMITS = {
+    "examples": 32,  # training examples per task (load_task, the profile)
+    "eval_examples": 32,  # validation and test examples each
+    "steps": 4,  # optimiser steps per fit (the decoder's lm_steps too)
+    "epochs": 1,
+    "batch_size": 8,
+    "max_length": 32,  # tokens per example
+}
+
+
+def smoke() -> bool:
+    """Whether $HFT_SMOKE asks for capped runs (any value but empty, 0, false or no)."""
+    return os.environ.get("HFT_SMOKE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def smoke_limit(kind: str, value: int | None) -> int | None:
+    """`value` under HFT_SMOKE capped at `SMOKE_LIMITS[kind]` (None, meaning all, becomes the cap); else `value` itself."""
+    if not smoke():
+        return value
+    return SMOKE_LIMITS[kind] if value is None else min(value, SMOKE_LIMITS[kind])
+
+
 def get_profile(name: str | None = None, **overrides) -> Profile:
-    """The profile named, else $HFT_PROFILE, else `full` on CUDA and `quick` elsewhere."""
+    """The profile named, else $HFT_PROFILE, else `full` on CUDA and `quick` elsewhere (capped under HFT_SMOKE)."""
     name = name or os.environ.get("HFT_PROFILE") or ("full" if torch.cuda.is_available() else "quick")
     if name not in PROFILES:
         raise ValueError(f"Unknown profile {name!r}; use one of {sorted(PROFILES)} (or unset HFT_PROFILE).")
-    return replace(PROFILES[name], **overrides)
+    profile = replace(PROFILES[name], **overrides)
+    if not smoke():
+        return profile
+    return replace(profile, train_size=smoke_limit("examples", profile.train_size),
+                   eval_size=smoke_limit("eval_examples", profile.eval_size), epochs=smoke_limit("epochs", profile.epochs),
+                   batch_size=smoke_limit("batch_size", profile.batch_size),
+                   max_length=smoke_limit("max_length", profile.max_length), lm_steps=smoke_limit("steps", profile.lm_steps))
 
 
 def get_device(device: str | torch.device | None = None) -> torch.device:

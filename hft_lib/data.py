@@ -16,6 +16,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from torch.utils.data import DataLoader
 
 from .assets import asset_path
+from .config import smoke_limit
 
 SPLIT_SEED = 1234  # fixed: the splits never depend on the training seed
 TEST_FRACTION, VALIDATION_FRACTION = 0.2, 0.1
@@ -137,6 +138,8 @@ def load_task(name: str, train_size: int | None = None, validation_size: int | N
                          "or a .csv / .jsonl file with text and label columns.")
     for arg, value in (("train_size", train_size), ("validation_size", validation_size), ("test_size", test_size)):
         _check_size(arg, value)
+    train_size = smoke_limit("examples", train_size)  # HFT_SMOKE: small splits, whoever asked for large ones
+    validation_size, test_size = smoke_limit("eval_examples", validation_size), smoke_limit("eval_examples", test_size)
     if is_task_file(name):
         frame, names = _file_task(name)
     else:

@@ -1,8 +1,9 @@
 """The training loop the source text describes, with the pieces people expect.
 
 Loss from the model, AdamW over trainable parameters only, a learning-rate schedule, evaluation
-every epoch, progress bars (`progress.py`: saved notebooks keep the finished bar), mixed precision on CUDA, optional gradual unfreezing, and a
-`History` of loss, metric, wall time and which layers were trainable at each step.
+every epoch, progress bars (`progress.py`: saved notebooks keep the finished bar), mixed precision by what the device
+supports (`precision.py`), optional gradual unfreezing, and a `History` of loss, metric, wall time and which layers were
+trainable at each step.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from .callbacks import Callback, History, Run, call
-from .config import get_device, set_seed
+from .config import get_device, set_seed, smoke_limit
 from .freezing import Finetuner
 from .optim import apply_schedule, build_optimizer, make_schedule
+from .precision import autocast, grad_scaler, resolve_precision
 from .progress import progress_bar
 from .replay import EpochBatches
 from .runtime import distributed
@@ -80,7 +82,7 @@ class FitConfig:
     lr_decay: float | None = None  # discriminative rates: each layer down gets lr / lr_decay (ULMFiT: 2.6); or lr=slice(lo, hi)
     seed: int | None = 0  # seeds Python, NumPy and torch before training (None: leave them as they are)
     device: str | None = None  # default: cuda, then mps, then cpu
-    amp: bool = True  # bfloat16 autocast on CUDA (ignored elsewhere)
+    precision: str = "auto"  # "auto": bf16 on GPUs with native bf16, fp16 + gradient scaler on older ones, fp32 on CPU/MPS
     desc: str | None = None  # progress-bar label (default: the freeze pattern, or the unfreezing direction)
     engine: str = "auto"  # several processes: "ddp" (replicate), "fsdp" (FSDP2: shard), "auto" (what the launcher asked)
 
@@ -100,6 +102,7 @@ def _check_fit_args(ft, train_loader, epochs, lr, config: FitConfig) -> None:
     if not isinstance(config, FitConfig):
         raise TypeError(f"config must be a FitConfig, not {type(config).__name__}; e.g. fit(..., config=FitConfig(device='cpu')).")
     make_schedule(config.schedule, 1)  # an unknown schedule name fails here, before the model is touched
+    resolve_precision(config.precision, torch.device("cpu"))  # an unknown precision too
     distributed.resolve_engine(config.engine)  # an unknown or refused engine too
 
 
@@ -147,16 +150,17 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
     run = Run(ft, peak, config.weight_decay, decay, sorted(callbacks, key=lambda c: getattr(c, "order", 0)))
     call(run, "on_fit_start")  # e.g. gradual unfreezing freezes everything but the head, before the optimiser sees it
     run.optimizer = optimizer or build_optimizer(ft, peak, config.weight_decay, decay)
-    total = int(min(max_steps or math.inf, epochs * len(train_loader)))
+    total = smoke_limit("steps", int(min(max_steps or math.inf, epochs * len(train_loader))))  # HFT_SMOKE: a handful
     run.plan = {"epochs": epochs, "lr": peak, "weight_decay": config.weight_decay, "schedule": config.schedule,
                          "lr_decay": decay, "total_steps": total, "batches_per_epoch": len(train_loader), "seed": config.seed}
     call(run, "on_optimizer")  # resuming restores weights, optimiser, position and callback states here
+    precision = _precision(config, device, sharded)
+    run.history.device, run.history.precision = str(device), precision
     if dist:
         distributed.check_loader(train_loader)
     bar = progress_bar(total=total, initial=run.step, desc=config.desc or _label(run),
                disable=not progress or (dist is not None and not dist.is_main), leave=True)
-    use_amp = config.amp and device.type == "cuda"
-    loop = _Loop(run, None if sharded else dist, dist, device, make_schedule(config.schedule, total), use_amp, bar)
+    loop = _Loop(run, None if sharded else dist, dist, device, make_schedule(config.schedule, total), precision, bar)
     for epoch in range(run.resume.epoch if run.resume else 0, epochs):
         run.epoch = epoch
         loop.epoch(train_loader, eval_loader, total)
@@ -170,6 +174,17 @@ def fit(ft: Finetuner, train_loader: DataLoader, eval_loader: DataLoader | None 
     return run.history
 
 
+def _precision(config: FitConfig, device: torch.device, sharded: bool) -> str:
+    """The resolved precision; FSDP2 shards no gradient scaler, so float16 is refused there ("auto" falls back to fp32)."""
+    precision = resolve_precision(config.precision, device)
+    if sharded and precision == "fp16":
+        if config.precision == "auto":
+            return "fp32"
+        raise ValueError("float16 needs a gradient scaler, which this FSDP2 path does not shard; pass precision='bf16' on a GPU "
+                         "with native bfloat16, or 'fp32'.")
+    return precision
+
+
 def _label(run: Run) -> str:
     return next((c.progress_label for c in run.callbacks if getattr(c, "progress_label", None)), run.ft.pattern_name)
 
@@ -177,10 +192,11 @@ def _label(run: Run) -> str:
 class _Loop:
     """One epoch of optimiser steps: the body of `fit`, split out so each piece reads on its own."""
 
-    def __init__(self, run: Run, ddp, dist, device, factor, use_amp: bool, bar):
+    def __init__(self, run: Run, ddp, dist, device, factor, precision: str, bar):
         # ddp: the context when it wraps the model in DDP (None under FSDP2, whose model is sharded in place)
         self.run, self.ddp, self.dist, self.device = run, ddp, dist, device
-        self.factor, self.use_amp, self.bar = factor, use_amp, bar
+        self.factor, self.precision, self.bar = factor, precision, bar
+        self.scaler = grad_scaler(precision, device)  # float16 only
 
     def epoch(self, train_loader, eval_loader, total: int) -> None:
         run = self.run
@@ -218,7 +234,7 @@ class _Loop:
         if self.ddp:  # re-wrap if the trainable set changed (FSDP2 reads requires_grad afresh at every gather)
             forward = self.ddp.wrap(run.model)
         apply_schedule(optimizer, self.factor(run.step))
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+        with autocast(self.precision, self.device):
             loss = forward(**batch).loss * weight
         loss_seen = dist.global_mean(loss) if dist else loss  # the global batch's loss, on every process
         if not torch.isfinite(loss_seen):
@@ -227,8 +243,13 @@ class _Loop:
             kept = f"; the last good checkpoint is kept in {last}" if last else ""
             raise TrainingDiverged(f"Loss became {loss_seen.item()} at step {run.step}; lower the learning rate (now {run.lr}) "
                                    f"or check the data for empty or broken examples{kept}.")
-        loss.backward()
-        optimizer.step()
+        if self.scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:  # float16: scale the loss so small gradients survive, unscale before the step, skip a step that overflowed
+            self.scaler.scale(loss).backward()
+            self.scaler.step(optimizer)
+            self.scaler.update()
         optimizer.zero_grad(set_to_none=True)  # None grads: frozen-again params get no momentum step
         if self.device.type == "cuda":
             torch.cuda.synchronize()

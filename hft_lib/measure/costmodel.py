@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from ..layers import ModelParts
+from ..precision import amp_dtype
 from ..tracing import split_model
 
 
@@ -119,7 +120,7 @@ def measure_forward(model: nn.Module, batch: dict, parts: ModelParts | None = No
     was_training = model.training
     model.train()
     try:
-        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
             for _ in range(repeats + 1):  # the first pass warms up
                 _sync(device)
                 start = clock()
@@ -185,7 +186,7 @@ def measure_backward(model: nn.Module, batch: dict, parts: ModelParts | None = N
             extra = layers[0].register_forward_pre_hook(input_requires_grad, with_kwargs=True) if state == "pass" else None
             runs = []
             for _ in range(repeats + 1):  # the first pass warms up
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                with torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
                     loss = model(**batch).loss
                 _sync(device)
                 start = clock()
