@@ -170,10 +170,10 @@ def test_a_live_run_is_checked_against_its_stored_row(tmp_path, monkeypatch, exp
     assert table.loc[("lower_half", "test_accuracy"), "difference"] == 0
     monkeypatch.setitem(protocols.PROTOCOLS, "fake", fake_protocol([], shift=0.05))  # a library change moved the result
     stale = {"lower_half": run_cell("toy", "lower_half", seed=0, profile="quick")}
-    with pytest.raises(AssertionError, match="stored evidence is stale; re-run `hft sweep toy`"):
+    with pytest.raises(AssertionError, match="stored evidence is stale; undo the library change .* re-run `hft sweep toy"):
         check_live("toy", stale, profile="quick", out=tmp_path)
     assert check_live("toy", live, profile="full", out=tmp_path) is None
-    assert "No stored full-profile results of 'toy'" in capsys.readouterr().out
+    assert "Nothing to compare: there are no stored full-profile results of 'toy'" in capsys.readouterr().out
     with pytest.raises(ValueError, match="has no variant 'nope'; choose from full, lower_half"):
         run_cell("toy", "nope", profile="quick")
 

@@ -27,14 +27,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import results_dir
+from ..config import get_device, results_dir, smoke
 from ..strategies import check_strategies
 from ..training import TrainingDiverged
 from .catalogue import EXPERIMENTS, PICKED, UNDER_WAY, Experiment, cell_id, get_experiment, variant_label
 from .protocols import PROTOCOLS
 
 __all__ = ["EXPERIMENTS", "UNDER_WAY", "Experiment", "ResultsStore", "cell_id", "check_live", "get_experiment",
-           "load_results", "parse_seeds", "run_cell", "run_sweep", "variant_label"]
+           "load_results", "parse_seeds", "run_cell", "run_sweep", "stored_devices", "variant_label"]
 
 
 def parse_seeds(text: str) -> tuple[int, ...]:
@@ -70,7 +70,7 @@ def provenance() -> dict:
     return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "hft_lib")),
             "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
             "torch_threads": torch.get_num_threads(), "cpu": cpu, "cpu_count": os.cpu_count(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, "device": str(get_device()),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "command": " ".join(sys.argv)}
 
 
@@ -193,10 +193,27 @@ def cell_settings(experiment: str, variant: str, seed: int = 0, profile: str | N
 
 def run_cell(experiment: str, variant: str, seed: int = 0, profile: str | None = None, cache: dict | None = None,
              keep_model: bool = True) -> dict:
-    """One cell of a sweep, run here and now (a notebook's live run): the same settings as the stored row."""
+    """One cell of a sweep, run here and now (a notebook's live run): the same settings as the stored row.
+
+    Prints where it runs (profile, device, precision); the result says so too (`profile`, `device`, `precision`)."""
+    from ..precision import resolve_precision
+
     cell = cell_settings(experiment, variant, seed, profile)
     protocol = PROTOCOLS[get_experiment(experiment).protocol]
-    return {"cell": cell["cell"], **protocol(cell, {} if cache is None else cache, keep_model=keep_model)}
+    device = get_device()
+    where = {"profile": cell["profile"], "device": str(device), "precision": resolve_precision("auto", device)}
+    print(f"live run of {experiment} / {variant}, seed {seed}: {where['profile']} profile"
+          f"{' capped by HFT_SMOKE' if smoke() else ''}, on {where['device']} ({where['precision']})")
+    return {"cell": cell["cell"], **protocol(cell, {} if cache is None else cache, keep_model=keep_model), **where}
+
+
+def stored_devices(experiment: str, profile: str = "quick", out: str | Path | None = None) -> set[str]:
+    """The device types (cpu, cuda, mps) the stored rows of one experiment and profile were made on, from their provenance."""
+    store = ResultsStore(out, get_experiment(experiment), profile)
+    if not store.meta.exists():
+        return set()
+    sessions = [s for s in json.loads(store.meta.read_text())["sessions"] if s.get("event") == "start"]
+    return {s["device"].split(":")[0] if s.get("device") else ("cuda" if s.get("gpu") else "cpu") for s in sessions}
 
 
 def check_live(experiment: str, live: dict[str, dict], metrics: tuple[str, ...] = ("test_accuracy",),
@@ -204,18 +221,31 @@ def check_live(experiment: str, live: dict[str, dict], metrics: tuple[str, ...] 
                out: str | Path | None = None) -> pd.DataFrame | None:
     """Compare live runs (variant -> `run_cell` result) with the stored rows of the same cells; fail if stale.
 
-    Stored and live runs use the same code, settings and seed, so they differ only by floating-point
-    order (thread count, hardware). A gap above `tolerance` (one for all metrics, or metric -> tolerance) means the stored evidence no longer
-    describes the library: re-run `hft sweep` and commit the new results. Without stored results for
-    this profile (e.g. the full profile on a GPU) there is nothing to compare: says so, returns None.
+    Stored and live runs use the same code, settings and seed, so on the same kind of device they differ only by
+    floating-point order (thread count). A gap above `tolerance` (one for all metrics, or metric -> tolerance) means the
+    stored evidence no longer describes the library: re-run `hft sweep` and commit the new results. Only like is compared
+    with like: without stored rows of this profile (e.g. the full profile), on another kind of device than the stored rows'
+    (their provenance says where they ran: a GPU's kernels and mixed precision move results by more than any tolerance
+    that would still catch a stale library) or under HFT_SMOKE (capped runs), it says there is nothing to compare and
+    returns None.
     """
     from ..config import get_profile
 
-    profile = profile or get_profile().name
+    profile = profile or next((r["profile"] for r in live.values() if "profile" in r), None) or get_profile().name
     store = ResultsStore(out, get_experiment(experiment), profile)
+    if smoke():
+        print(f"Nothing to compare: HFT_SMOKE capped the live run, and the stored {experiment!r} rows are of whole runs.")
+        return None
     if not store.csv.exists():
-        print(f"No stored {profile}-profile results of {experiment!r} to check against (run `hft sweep {experiment} "
-              f"--profile {profile}` to make them).")
+        print(f"Nothing to compare: there are no stored {profile}-profile results of {experiment!r} "
+              f"(`hft sweep {experiment} --profile {profile}` makes them).")
+        return None
+    live_devices = {str(r.get("device", get_device())).split(":")[0] for r in live.values()}
+    made_on = stored_devices(experiment, profile, out)
+    if made_on and live_devices != made_on:
+        print(f"Nothing to compare: the stored {profile}-profile {experiment!r} rows were made on {', '.join(sorted(made_on))} "
+              f"and this live run ran on {', '.join(sorted(live_devices))}; other kernels and precision move the results, "
+              "so only a run on the same kind of device checks that the evidence is still this library's.")
         return None
     stored = load_results(experiment, profile, out)
     rows = []
@@ -233,5 +263,7 @@ def check_live(experiment: str, live: dict[str, dict], metrics: tuple[str, ...] 
     if not stale.empty:
         raise AssertionError(f"Live and stored runs differ by more than the tolerance in "
                              f"{', '.join(stale['variant'] + ' ' + stale['metric'])}: the stored evidence is stale; "
-                             f"re-run `hft sweep {experiment}` and commit data/results.")
+                             f"undo the library change that moved them, or move {store.csv.name} and its .json away, re-run "
+                             f"`hft sweep {experiment} --profile {profile}` and commit data/results.")
     return table.set_index(["variant", "metric"])
+
