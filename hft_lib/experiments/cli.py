@@ -26,11 +26,15 @@ def positive_int(text: str) -> int:
 def sweep(args: argparse.Namespace) -> int:
     """`hft sweep`: run (or continue) named experiments over paired seeds into the results store."""
     from ..config import get_profile
-    from .sweep import EXPERIMENTS, get_experiment, parse_seeds, run_sweep
+    from .sweep import get_experiment, parse_seeds, run_sweep
 
     if args.list or not args.experiments:
-        for e in EXPERIMENTS.values():
-            print(f"{e.name:<11} {len(e.variants)} variants x {len(e.seeds)} seeds  {e.question}")
+        from .sweep import progress_table
+
+        profile = get_profile(args.profile).name
+        print(progress_table(profile, args.out).to_string())
+        print(f"runs: stored / planned ({profile} profile); s per run: mean wall time of the stored runs; "
+              "waits for: a tuning or selection sweep whose results it needs first")
         return 0 if args.list else 2
     names = [get_experiment(n).name for n in args.experiments]  # every name checked before anything runs
     seeds = parse_seeds(args.seeds) if args.seeds else None

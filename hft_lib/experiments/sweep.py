@@ -267,3 +267,22 @@ def check_live(experiment: str, live: dict[str, dict], metrics: tuple[str, ...] 
                              f"`hft sweep {experiment} --profile {profile}` and commit data/results.")
     return table.set_index(["variant", "metric"])
 
+
+def progress_table(profile: str = "quick", out: str | Path | None = None) -> pd.DataFrame:
+    """Every experiment: its question, runs stored of runs planned, mean seconds per stored run, and what it waits for
+    (what `hft sweep --list` prints: the compute plan, resumable across sessions)."""
+    rows = []
+    for name, experiment in EXPERIMENTS.items():
+        store = ResultsStore(out, Experiment(name, "", experiment.protocol, ()), profile)  # the file, not the settings
+        stored = pd.read_csv(store.csv) if store.csv.exists() else pd.DataFrame()
+        try:
+            planned, waits = len(experiment.cells(profile)), ""
+        except ValueError:  # its rates or subset come from a sweep not finished yet
+            planned = sum(1 for s in (*experiment.seeds, *experiment.more_seeds) for v in experiment.variants
+                          if s in experiment.seeds or v["strategy"] in experiment.more_for)
+            waits = ", ".join(n for n in (experiment.rates_from if isinstance(experiment.rates_from, tuple)
+                                          else (experiment.rates_from,)) + (experiment.pick_from,) if n)
+        rows.append({"experiment": name, "runs": f"{len(stored)} / {planned}",
+                     "s per run": round(float(stored["wall_s"].mean()), 0) if "wall_s" in stored else None,
+                     "waits for": waits, "question": experiment.question[:70]})
+    return pd.DataFrame(rows).set_index("experiment")
