@@ -235,13 +235,11 @@ def test_quality_retention_chart(strategy_runs):  # what plot_model draws, witho
     legible(ax.figure)
 
 
-@pytest.mark.xfail(strict=True, reason="notebook 06's cell (and viz/frontier.py's titles; not this change's files) draws "
-                                       "the pair at figsize=(14, 5): shown at 0.69 of its size in a 960-px column")
-def test_notebook_06_charts_side_by_side(strategy_runs):
+def test_notebook_06_charts_one_above_the_other(strategy_runs):
     from hft_lib.experiments import frontier
 
     plot_model = _moved("hft_lib.viz.frontier", "hft_lib.experiments.frontier", "plot_model")
-    fig, axes = plt.subplots(1, 2, figsize=(14, 5))  # notebook 06's cell
+    fig, axes = plt.subplots(2, 1, figsize=(9.4, 10))  # notebook 06's cell
     for ax, model in zip(axes, [frontier.ENCODER, frontier.DECODER]):
         plot_model(strategy_runs, model, ax=ax)
     fig.tight_layout()
