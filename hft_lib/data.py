@@ -7,6 +7,7 @@ Embedded tasks read files from pinned PyPI wheels (see `data/README.md`); hub ta
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from collections.abc import Callable
 
@@ -124,6 +125,26 @@ def _check_size(name: str, value: int | None) -> None:
         raise ValueError(f"{name} must be a positive whole number or None (all), not {value!r}.")
 
 
+def _fixed_splits(frame: pd.DataFrame, names: list[str] | None) -> dict[str, Dataset]:
+    """The fixed 70 / 10 / 20 % split (stratified by label), the same whatever the training seed."""
+    frame = frame.reset_index(drop=True)
+    features = {col: Value("float32") if col == "score" else Value("string") for col in frame.columns if col != "label"}
+    if names is not None:
+        features["label"] = ClassLabel(names=names)
+    dataset = Dataset.from_pandas(frame, features=Features(features), preserve_index=False)
+    stratify = "label" if names is not None else None
+    first = dataset.train_test_split(test_size=TEST_FRACTION, seed=SPLIT_SEED, stratify_by_column=stratify)
+    second = first["train"].train_test_split(test_size=VALIDATION_FRACTION / (1 - TEST_FRACTION), seed=SPLIT_SEED,
+                                             stratify_by_column=stratify)
+    return {"train": second["train"], "validation": second["test"], "test": first["test"]}
+
+
+@functools.cache
+def _embedded_splits(name: str) -> tuple[tuple[str, Dataset], ...]:
+    """An embedded task's fixed split, made once per process (it never changes; a user's file might, so it is not kept)."""
+    return tuple(_fixed_splits(*EMBEDDED_TASKS[name]()).items())
+
+
 def load_task(name: str, train_size: int | None = None, validation_size: int | None = None,
               test_size: int | None = None, seed: int = 0) -> DatasetDict:
     """Load a task as train / validation / test splits (70 / 10 / 20 %, stratified, fixed).
@@ -140,20 +161,8 @@ def load_task(name: str, train_size: int | None = None, validation_size: int | N
         _check_size(arg, value)
     train_size = smoke_limit("examples", train_size)  # HFT_SMOKE: small splits, whoever asked for large ones
     validation_size, test_size = smoke_limit("eval_examples", validation_size), smoke_limit("eval_examples", test_size)
-    if is_task_file(name):
-        frame, names = _file_task(name)
-    else:
-        frame, names = EMBEDDED_TASKS[name]() if name in EMBEDDED_TASKS else _hub_task(name)
-    frame = frame.reset_index(drop=True)
-    features = {col: Value("float32") if col == "score" else Value("string") for col in frame.columns if col != "label"}
-    if names is not None:
-        features["label"] = ClassLabel(names=names)
-    dataset = Dataset.from_pandas(frame, features=Features(features), preserve_index=False)
-    stratify = "label" if names is not None else None
-    first = dataset.train_test_split(test_size=TEST_FRACTION, seed=SPLIT_SEED, stratify_by_column=stratify)
-    second = first["train"].train_test_split(test_size=VALIDATION_FRACTION / (1 - TEST_FRACTION), seed=SPLIT_SEED,
-                                             stratify_by_column=stratify)
-    splits = {"train": second["train"], "validation": second["test"], "test": first["test"]}
+    splits = dict(_embedded_splits(name)) if name in EMBEDDED_TASKS else _fixed_splits(*(
+        _file_task(name) if is_task_file(name) else _hub_task(name)))
     sizes = {"train": train_size, "validation": validation_size, "test": test_size}
     for split, size in sizes.items():
         shuffled = splits[split].shuffle(seed=seed)
