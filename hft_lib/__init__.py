@@ -16,7 +16,7 @@ from importlib import import_module
 
 from .callbacks import Callback, History, LambdaCallback
 from .checkpoint import Checkpointing
-from .config import get_device, get_profile, set_seed
+from .config import get_device, get_profile, set_seed, smoke
 from .freezing import Finetuner
 from .optim import build_optimizer
 from .strategies import STRATEGIES, get_strategy
@@ -64,6 +64,7 @@ __all__ = [
     "make_loader",
     "run_classification",
     "set_seed",
+    "smoke",
 ]
 
 

@@ -45,11 +45,11 @@ PROFILES = {
 
 # HFT_SMOKE=1: the most any run may use, whatever its profile or its own settings ask for.
 SMOKE_LIMITS = {
-    "examples": 32,  # training examples per task (load_task, the profile)
-    "eval_examples": 32,  # validation and test examples each
-    "steps": 4,  # optimiser steps per fit (the decoder's lm_steps too)
+    "examples": 16,  # training examples per task (load_task, the profile)
+    "eval_examples": 16,  # validation and test examples each
+    "steps": 2,  # optimiser steps per fit (the decoder's lm_steps too)
     "epochs": 1,
-    "batch_size": 8,
+    "batch_size": 4,  # the decoder's own batch size too
     "max_length": 32,  # tokens per example
 }
 

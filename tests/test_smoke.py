@@ -30,7 +30,8 @@ def test_without_smoke_nothing_is_capped(monkeypatch, value):
 
 def test_a_task_asked_for_whole_splits_is_capped(smoke):
     task = hft.load_task("trec6", train_size=None, validation_size=500, test_size=None)
-    assert {split: len(task[split]) for split in task} == {"train": 32, "validation": 32, "test": 32}
+    limits = (SMOKE_LIMITS["examples"], SMOKE_LIMITS["eval_examples"], SMOKE_LIMITS["eval_examples"])
+    assert tuple(len(task[split]) for split in ("train", "validation", "test")) == limits
 
 
 def test_fit_stops_after_a_handful_of_steps_whatever_it_was_asked(smoke):
@@ -45,3 +46,13 @@ def test_a_smoke_run_is_not_checked_against_the_stored_evidence(smoke, capsys):
     live = {"head_only": {"cell": "whatever", "test_accuracy": 0.1, "profile": "quick", "device": "cpu"}}
     assert check_live("strategies", live) is None
     assert "Nothing to compare: HFT_SMOKE capped the live run" in capsys.readouterr().out
+
+
+def test_probes_too_small_to_beat_chance_give_no_retention_under_smoke(monkeypatch):
+    from hft_lib.measure.retention import chance_corrected_retention
+
+    at_chance = ({"a": 0.51}, {"a": 0.5}, {"a": 0.5})
+    with pytest.raises(ValueError, match="within 2 points of chance"):
+        chance_corrected_retention(*at_chance)
+    monkeypatch.setenv("HFT_SMOKE", "1")
+    assert chance_corrected_retention(*at_chance) != chance_corrected_retention(*at_chance)  # NaN

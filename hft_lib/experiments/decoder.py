@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..callbacks import BudgetRecorder
-from ..config import Profile, get_device, get_profile, set_seed
+from ..config import Profile, get_device, get_profile, set_seed, smoke_limit
 from ..data import label_names, load_task, make_loader
 from ..models import load_model
 from ..strategies import DECODER_STRATEGIES, check_strategies, prepare
@@ -67,7 +67,7 @@ def prepare_lm(model_name: str = "smollm2-135m", task_name: str = "trec6", profi
     device = get_device(device)  # a device this machine lacks is refused before anything loads
     profile = profile or get_profile()
     default_batch, default_test, default_news = LM_SIZES.get(profile.name, LM_SIZES["quick"])
-    batch_size, test_size = batch_size or default_batch, test_size or default_test
+    batch_size, test_size = smoke_limit("batch_size", batch_size or default_batch), test_size or default_test  # HFT_SMOKE
     steps = steps or profile.lm_steps
     if model is None:
         model, tokenizer = load_model(model_name, kind="causal_lm")
