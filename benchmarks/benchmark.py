@@ -32,6 +32,7 @@ from torch.profiler import ProfilerActivity, profile
 
 import hft_lib as hft
 from hft_lib import training
+from hft_lib.experiments.classification import loaders
 from hft_lib.layers import find_layer_stack
 from hft_lib.measure import costmodel
 from hft_lib.runtime.caching import FrozenPrefixCache
@@ -249,9 +250,10 @@ def accuracy_runs(device: str, quick: bool) -> None:
         else:
             model, tokenizer = load("minilm-l6", device)
             ft, lr = hft.Finetuner(model, name.split()[0], verbose=False), profile.lr
-        split = hft.experiments.loaders(task, tokenizer, profile)
+        split = loaders(task, tokenizer, profile)
         cache = FrozenPrefixCache(ft) if "cache" in name else None
-        history = hft.fit(ft, split["train"], split["validation"], epochs=profile.epochs, lr=lr, device=device, progress=False)
+        history = hft.fit(ft, split["train"], split["validation"], epochs=profile.epochs, lr=lr, progress=False,
+                          config=hft.FitConfig(device=device))
         test = hft.evaluate(ft.model, split["test"])["accuracy"]
         if cache:
             cache.remove()
