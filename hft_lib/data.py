@@ -16,7 +16,7 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 from torch.utils.data import DataLoader
 
-from .assets import asset_path
+from .assets import asset_path, assets_dir
 from .config import smoke_limit
 
 SPLIT_SEED = 1234  # fixed: the splits never depend on the training seed
@@ -140,8 +140,9 @@ def _fixed_splits(frame: pd.DataFrame, names: list[str] | None) -> dict[str, Dat
 
 
 @functools.cache
-def _embedded_splits(name: str) -> tuple[tuple[str, Dataset], ...]:
-    """An embedded task's fixed split, made once per process (it never changes; a user's file might, so it is not kept)."""
+def _embedded_splits(name: str, folder: str) -> tuple[tuple[str, Dataset], ...]:
+    """An embedded task's fixed split, made once per process and assets folder (`folder`: another one is read and
+    verified afresh); it never changes, while a user's file might, so that is not kept."""
     return tuple(_fixed_splits(*EMBEDDED_TASKS[name]()).items())
 
 
@@ -161,7 +162,7 @@ def load_task(name: str, train_size: int | None = None, validation_size: int | N
         _check_size(arg, value)
     train_size = smoke_limit("examples", train_size)  # HFT_SMOKE: small splits, whoever asked for large ones
     validation_size, test_size = smoke_limit("eval_examples", validation_size), smoke_limit("eval_examples", test_size)
-    splits = dict(_embedded_splits(name)) if name in EMBEDDED_TASKS else _fixed_splits(*(
+    splits = dict(_embedded_splits(name, str(assets_dir()))) if name in EMBEDDED_TASKS else _fixed_splits(*(
         _file_task(name) if is_task_file(name) else _hub_task(name)))
     sizes = {"train": train_size, "validation": validation_size, "test": test_size}
     for split, size in sizes.items():
