@@ -31,6 +31,8 @@ STRATEGIES = ("full", "lower_half", "upper_half", "alternate", "alternate_odd", 
               "gradual_bottom_up", "gradual_top_down", "lora", "bitfit", "attention_only", "ffn_only", "lisa",
               "autofreeze", "auto_rgn", "auto_rgn_body")
 GRIDS = {s: SMALL_RATES if s in ("head_only", "bitfit") else LORA_RATES if s == "lora" else LAYER_RATES for s in STRATEGIES}
+# Widened after the first tuning sweep (commit 01fe84a) found these strategies best at its largest rate, 1e-3.
+WIDER = {"attention_only": (3e-3, 1e-2), "auto_rgn": (3e-3, 1e-2, 3e-2), "auto_rgn_body": (3e-3, 1e-2)}
 TUNE_SEEDS = (100, 101)
 CONFIRM_SEEDS = (0, 1, 2, 3, 4)
 MORE_SEEDS = (5, 6, 7, 8, 9)  # equivalence claims (C1, C6, P2) need more pairs to resolve a 2-point margin
@@ -51,6 +53,11 @@ def base_variant(strategy: str) -> dict:
 def tune_variants() -> tuple[dict, ...]:
     """Every strategy at every rate of its grid."""
     return tuple({**base_variant(s), "lr": lr} for s in STRATEGIES for lr in GRIDS[s])
+
+
+def wider_variants() -> tuple[dict, ...]:
+    """The rates added where the first tuning sweep's best rate sat at the top of its grid (`WIDER`)."""
+    return tuple({**base_variant(s), "lr": lr} for s, rates in WIDER.items() for lr in rates)
 
 
 def mean_pooling_variants() -> tuple[dict, ...]:
@@ -113,9 +120,12 @@ def stored_tuning(profile: str, out=None, experiment: str = "tune", expected: in
     return frame
 
 
-def selected_rates(profile: str, out=None, experiment: str = "tune", expected: int | None = None) -> dict[str, float]:
-    """Variant label -> its selected peak rate, from a stored tuning sweep (what `hft sweep confirm` runs at)."""
-    frame = stored_tuning(profile, out, experiment, expected)
+def selected_rates(profile: str, out=None, experiments: dict[str, int] | None = None) -> dict[str, float]:
+    """Variant label -> its selected peak rate, from stored tuning sweeps (experiment -> its number of runs; their rows
+    pooled, so a widened grid joins the first one): what `hft sweep confirm` runs at."""
+    experiments = experiments or {"tune": len(tune_variants()) * len(TUNE_SEEDS)}
+    frame = pd.concat([stored_tuning(profile, out, name, expected) for name, expected in experiments.items()],
+                      ignore_index=True)
     return {label: row["lr"] for label, row in select_rates(frame).iterrows()}
 
 
