@@ -115,3 +115,8 @@ def results_dir(out: str | Path | None = None) -> Path:
     if (checkout / "pyproject.toml").is_file():
         return checkout / "data" / "results"
     return Path.cwd().resolve() / "data" / "results"
+
+
+def results_csv(experiment: str, profile: str, out: str | Path | None = None) -> Path:
+    """The results file of one experiment and profile in `results_dir(out)` (its provenance is the same name, .json)."""
+    return results_dir(out) / f"{experiment}-{profile}.csv"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..config import get_device, results_dir, smoke
+from ..config import get_device, results_csv, results_dir, smoke
 from ..strategies import check_strategies
 from ..training import TrainingDiverged
 from .catalogue import EXPERIMENTS, PICKED, UNDER_WAY, Experiment, cell_id, get_experiment, variant_label
@@ -79,7 +79,7 @@ class ResultsStore:
 
     def __init__(self, out: str | Path | None, experiment: Experiment, profile: str):
         self.dir = results_dir(out)  # None: the one default location (config.results_dir)
-        self.csv = self.dir / f"{experiment.name}-{profile}.csv"
+        self.csv = results_csv(experiment.name, profile, out)
         self.meta = self.csv.with_suffix(".json")
         self.settings = json.loads(json.dumps({**experiment.resolved(profile), "variants": experiment.variants}, default=list))
 
@@ -273,8 +273,8 @@ def progress_table(profile: str = "quick", out: str | Path | None = None) -> pd.
     (what `hft sweep --list` prints: the compute plan, resumable across sessions)."""
     rows = []
     for name, experiment in EXPERIMENTS.items():
-        store = ResultsStore(out, Experiment(name, "", experiment.protocol, ()), profile)  # the file, not the settings
-        stored = pd.read_csv(store.csv) if store.csv.exists() else pd.DataFrame()
+        path = results_csv(name, profile, out)
+        stored = pd.read_csv(path) if path.exists() else pd.DataFrame()
         try:
             planned, waits = len(experiment.cells(profile)), ""
         except ValueError:  # its rates or subset come from a sweep not finished yet

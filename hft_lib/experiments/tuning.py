@@ -16,12 +16,9 @@ surgical fine-tuning sweep, PEFT benchmarks):
 
 from __future__ import annotations
 
-import json
-import math
-
 import pandas as pd
 
-from ..config import results_dir
+from ..config import results_csv
 
 LAYER_RATES = (5e-5, 1e-4, 3e-4, 1e-3)  # layer patterns, gradual, the paper's half, data-driven rules
 SMALL_RATES = (1e-3, 3e-3, 1e-2, 3e-2)  # few trainable parameters: head only, biases only
@@ -108,7 +105,7 @@ def select_rates(frame: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFr
 def stored_tuning(profile: str, out=None, experiment: str = "tune", expected: int | None = None) -> pd.DataFrame:
     """A tuning sweep's rows, complete (`expected` runs: every strategy, rate and tuning seed), or a clear error saying
     what to run."""
-    path = results_dir(out) / f"{experiment}-{profile}.csv"
+    path = results_csv(experiment, profile, out)
     if not path.exists():
         raise ValueError(f"No tuning runs at {path}; run `hft sweep {experiment} --profile {profile}` first (it chooses each "
                          "strategy's rate on validation).")
@@ -127,14 +124,6 @@ def selected_rates(profile: str, out=None, experiments: dict[str, int] | None = 
     frame = pd.concat([stored_tuning(profile, out, name, expected) for name, expected in experiments.items()],
                       ignore_index=True)
     return {label: row["lr"] for label, row in select_rates(frame).iterrows()}
-
-
-def selection_json(selection: pd.DataFrame) -> str:
-    """The selection with its rule, for provenance beside the results."""
-    rule = "highest mean validation accuracy over the tuning seeds (whole validation split); ties to the smaller rate"
-    rows = {v: {k: (None if isinstance(x, float) and math.isnan(x) else x) for k, x in r.items()}
-            for v, r in selection.to_dict(orient="index").items()}
-    return json.dumps({"rule": rule, "tuning_seeds": TUNE_SEEDS, "selected": rows}, indent=1, default=str)
 
 
 def user_grid(strategy: str) -> tuple[float, ...]:
@@ -176,7 +165,7 @@ def rate_table(selection: pd.DataFrame) -> pd.DataFrame:
 def picked_subset(experiment: str, profile: str, out=None, metric: str = "test_accuracy") -> str:
     """The layer subset (`freeze:...`) with the best mean `metric` in a stored sweep (the oracle: the selection set, whose
     seeds are disjoint from `ORACLE_CONFIRM_SEEDS`), or a clear error saying what to run."""
-    path = results_dir(out) / f"{experiment}-{profile}.csv"
+    path = results_csv(experiment, profile, out)
     if not path.exists():
         raise ValueError(f"No {experiment} runs at {path}; run `hft sweep {experiment} --profile {profile}` first.")
     frame = pd.read_csv(path)
