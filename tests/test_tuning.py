@@ -66,11 +66,15 @@ def test_confirmation_waits_for_the_tuning_then_runs_each_strategy_at_its_select
     tuning_rows({"bitfit": 1e-2})[:10].to_csv(tmp_path / "tune-quick.csv", index=False)
     with pytest.raises(ValueError, match="not complete .*before confirming"):
         EXPERIMENTS["confirm"].cells("quick")
-    tuning_rows({"bitfit": 1e-2, "lora": 1e-4, "attention_only": 1e-2}).to_csv(tmp_path / "tune-quick.csv", index=False)
+    tuning_rows({"bitfit": 1e-2, "lora": 1e-4, "attention_only": 1e-2, "auto_rgn_body": 3e-2}).to_csv(tmp_path / "tune-quick.csv", index=False)
     with pytest.raises(ValueError, match="run `hft sweep tune_wide --profile quick` first"):
         EXPERIMENTS["confirm"].cells("quick")  # the widened grids join the first ones
-    tuning_rows({"attention_only": 1e-2}, variants=tuning.wider_variants()).to_csv(tmp_path / "tune_wide-quick.csv",
+    tuning_rows({"attention_only": 1e-2, "auto_rgn_body": 3e-2}, variants=tuning.wider_variants()).to_csv(tmp_path / "tune_wide-quick.csv",
                                                                                    index=False)
+    with pytest.raises(ValueError, match="run `hft sweep tune_wide2 --profile quick` first"):
+        EXPERIMENTS["confirm"].cells("quick")
+    tuning_rows({"auto_rgn_body": 3e-2}, variants=tuning.wider_variants(tuning.WIDER2)).to_csv(
+        tmp_path / "tune_wide2-quick.csv", index=False)
     with pytest.raises(ValueError, match="run `hft sweep tune_pooling --profile quick` first"):
         EXPERIMENTS["confirm"].cells("quick")  # the mean-pooling heads' rates are chosen by their own tuning
     tuning_rows({"bitfit": 3e-3}, variants=tuning.pooling_tune_variants()).to_csv(tmp_path / "tune_pooling-quick.csv",
@@ -79,6 +83,7 @@ def test_confirmation_waits_for_the_tuning_then_runs_each_strategy_at_its_select
     rate = {c["variant"]: c["lr"] for c in cells}
     assert rate["bitfit"] == 1e-2 and rate["lora"] == 1e-4 and rate["full"] == tuning.GRIDS["full"][1]
     assert rate["bitfit, pooling=mean"] == 3e-3 and {c["pooling"] for c in cells if "pooling" in c} == {"mean"}
+    assert rate["auto_rgn_body"] == 3e-2  # widened twice
     assert rate["attention_only"] == 1e-2  # chosen from the pooled grid: 5e-5 .. 1e-3 and the widened 3e-3, 1e-2
     seeds = {c["variant"]: {c["seed"] for c in cells if c["variant"] == v} for v in rate for c in cells if c["variant"] == v}
     assert seeds["full"] == {*tuning.CONFIRM_SEEDS, *tuning.MORE_SEEDS} and seeds["bitfit"] == set(tuning.CONFIRM_SEEDS)
@@ -107,5 +112,5 @@ def test_the_oracle_is_confirmed_on_seeds_it_did_not_choose_on():
 
 
 def test_the_second_budget_has_three_times_the_data_at_the_selected_rates():
-    assert EXPERIMENTS["budget2"].settings["train_size"] == 1500 and EXPERIMENTS["budget2"].rates_from == ("tune", "tune_wide")
+    assert EXPERIMENTS["budget2"].settings["train_size"] == 1500 and EXPERIMENTS["budget2"].rates_from == ("tune", "tune_wide", "tune_wide2")
     assert {v["strategy"] for v in EXPERIMENTS["budget2"].variants} == set(tuning.BUDGET2) <= set(tuning.STRATEGIES)

@@ -100,12 +100,12 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                "selected rates", "sequential", tuple({"strategy": s} for s in tuning.SEQUENTIAL),
                settings={**ENCODER_SETTINGS, "test_size": None, "task_a": "movie_sentiment", "train_size_a": 1000,
                          "epochs_a": 3, "lr_a": 3e-4, "test_size_a": None, "restore": "head"},
-               profiles={"full": {"train_size_a": None, "lr_a": 5e-5}}, rates_from=("tune", "tune_wide")),
+               profiles={"full": {"train_size_a": None, "lr_a": 5e-5}}, rates_from=tuning.TUNING),
     Experiment("small_data2", "C4 v2: on 100 questions over 20 epochs, does full fine-tuning's validation curve peak and "
                "fall, and does freezing help at the best epoch or the last?", "classification",
                tuple({"strategy": s} for s in ("full", "lower_half", "head_only")),
                settings={**ENCODER_SETTINGS, "train_size": 100, "epochs": 20, "val_size": 150, "test_size": None,
-                         "keep_best": True, "measure_train": True}, rates_from=("tune", "tune_wide")),
+                         "keep_best": True, "measure_train": True}, rates_from=tuning.TUNING),
     Experiment("decoder2", "Decoder v2: 64 steps with budgets along the way, 300 task questions, 48 news passages, LoRA in",
                "lm_curve", ({"strategy": "full"}, {"strategy": "full", "embeddings": "frozen"}, {"strategy": "lower_half"},
                             {"strategy": "lower_half", "embeddings": "trainable"}, {"strategy": "hft_paper"},
@@ -125,6 +125,9 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("tune_wide", "The grids widened where tune's best rate sat at its top (attention only, Auto-RGN)",
                "classification", tuning.wider_variants(), seeds=tuning.TUNE_SEEDS,
                settings={**ENCODER_SETTINGS, "val_size": None, "test_size": None, "score": "validation"}),
+    Experiment("tune_wide2", "Auto-RGN on the body widened once more (tune_wide's best rate, 1e-2, was its top)",
+               "classification", tuning.wider_variants(tuning.WIDER2), seeds=tuning.TUNE_SEEDS,
+               settings={**ENCODER_SETTINGS, "val_size": None, "test_size": None, "score": "validation"}),
     Experiment("tune_pooling", "The mean-pooling head's rate for head only, BitFit, LoRA and full, chosen as in tune",
                "classification", tuning.pooling_tune_variants(), seeds=tuning.TUNE_SEEDS,
                settings={**ENCODER_SETTINGS, "val_size": None, "test_size": None, "score": "validation"}),
@@ -134,11 +137,11 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                seeds=tuning.CONFIRM_SEEDS,
                settings={**ENCODER_SETTINGS, "test_size": None, "probe_tasks": ("movie_sentiment", "tweet_sentiment"),
                          "probe_size": 200},
-               profiles={"full": {"probe_size": 1000}}, rates_from=("tune", "tune_wide", "tune_pooling"), more_seeds=tuning.MORE_SEEDS,
+               profiles={"full": {"probe_size": 1000}}, rates_from=(*tuning.TUNING, "tune_pooling"), more_seeds=tuning.MORE_SEEDS,
                more_for=tuning.MORE_FOR),
     Experiment("budget2", "The main strategies at their selected rates with three times the data (1,500 questions)",
                "classification", tuple(tuning.base_variant(s) for s in tuning.BUDGET2), seeds=tuning.CONFIRM_SEEDS,
-               settings={**ENCODER_SETTINGS, "train_size": 1500, "test_size": None}, rates_from=("tune", "tune_wide")),
+               settings={**ENCODER_SETTINGS, "train_size": 1500, "test_size": None}, rates_from=tuning.TUNING),
     Experiment("oracle_confirm", "The oracle's best subset, full and lower half on fresh seeds (no winner's curse)",
                "classification", ({"strategy": PICKED}, {"strategy": "full"}, {"strategy": "lower_half"}),
                seeds=tuning.ORACLE_CONFIRM_SEEDS,
@@ -155,7 +158,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 
 # Sweeps being made across sessions (each resumes where the last stopped): their stored rows may be incomplete, and no
 # claim reads them until they are done (tests/test_evidence.py holds both).
-UNDER_WAY = ("tune_pooling", "confirm", "budget2", "oracle_confirm", "sequential2", "small_data2", "decoder2")
+UNDER_WAY = ("tune_wide2", "tune_pooling", "confirm", "budget2", "oracle_confirm", "sequential2", "small_data2", "decoder2")
 
 
 def get_experiment(name: str) -> Experiment:

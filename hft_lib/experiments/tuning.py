@@ -30,6 +30,10 @@ STRATEGIES = ("full", "lower_half", "upper_half", "alternate", "alternate_odd", 
 GRIDS = {s: SMALL_RATES if s in ("head_only", "bitfit") else LORA_RATES if s == "lora" else LAYER_RATES for s in STRATEGIES}
 # Widened after the first tuning sweep (commit 01fe84a) found these strategies best at its largest rate, 1e-3.
 WIDER = {"attention_only": (3e-3, 1e-2), "auto_rgn": (3e-3, 1e-2, 3e-2), "auto_rgn_body": (3e-3, 1e-2)}
+# Widened again after tune_wide (commit 800aed3) found auto_rgn_body best at its new top, 1e-2.
+WIDER2 = {"auto_rgn_body": (3e-2,)}
+# The tuning sweeps a selection pools (a widened grid joins the first one); every sweep at selected rates reads these.
+TUNING = ("tune", "tune_wide", "tune_wide2")
 TUNE_SEEDS = (100, 101)
 CONFIRM_SEEDS = (0, 1, 2, 3, 4)
 MORE_SEEDS = (5, 6, 7, 8, 9)  # equivalence claims (C1, C6, P2) need more pairs to resolve a 2-point margin
@@ -52,9 +56,9 @@ def tune_variants() -> tuple[dict, ...]:
     return tuple({**base_variant(s), "lr": lr} for s in STRATEGIES for lr in GRIDS[s])
 
 
-def wider_variants() -> tuple[dict, ...]:
-    """The rates added where the first tuning sweep's best rate sat at the top of its grid (`WIDER`)."""
-    return tuple({**base_variant(s), "lr": lr} for s, rates in WIDER.items() for lr in rates)
+def wider_variants(wider: dict[str, tuple[float, ...]] = WIDER) -> tuple[dict, ...]:
+    """The rates added where a tuning sweep's best rate sat at the top of its grid (`WIDER`, then `WIDER2`)."""
+    return tuple({**base_variant(s), "lr": lr} for s, rates in wider.items() for lr in rates)
 
 
 def mean_pooling_variants() -> tuple[dict, ...]:
