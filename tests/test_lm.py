@@ -124,3 +124,21 @@ def test_choose_table_picks_the_measured_best_per_situation():
     assert table["balance: within 2 points of the best accuracy, most retention"] == "lower_half"
     assert table["cheapest step"] == "lower_half"
     assert table["fewest trainable parameters (small per-task files)"] == "lora"
+
+
+def test_choose_table_never_recommends_a_strategy_that_failed_and_calls_as_good_only_what_is_equivalent():
+    import pandas as pd
+
+    from hft_lib.experiments.frontier import choose_table, relative_cost
+    seeds = {"full": (0.90, 0.91, 0.89, 0.90), "near": (0.90, 0.905, 0.895, 0.90),  # within 2 points on every seed
+             "noisy": (0.95, 0.60, 0.75, 0.50),  # 21 points below on average, its interval touches zero
+             "cheap": (0.20, 0.85, 0.20, 0.20)}  # the cheapest step, but 3 of its 4 runs failed
+    failed = {"cheap": 3}
+    frame = relative_cost(pd.DataFrame([{
+        "model": "m", "strategy": s, "budget": "3 epochs", "steps": 0, "quality": sum(q) / 4, "quality_seeds": q,
+        "retention": 90.0, "retention_seeds": (90.0,) * 4, "failed": failed.get(s, 0),
+        "step_time_s": 0.1 if s == "cheap" else 1.0, "trainable_pct": 1.0 if s == "cheap" else 50.0} for s, q in seeds.items()]))
+    table = choose_table(frame)["choose"]["m"]
+    assert table["best task quality, cost no object"] == "full (as good: near; 1 not separated)"
+    assert table["cheapest step"] != "cheap" and table["fewest trainable parameters (small per-task files)"] != "cheap"
+    assert table["not recommended: a run failed to learn"] == "cheap"

@@ -39,7 +39,8 @@ def from_evidence(out=None, profile: str = "quick") -> pd.DataFrame:
         quality, retention = quality.loc[group.index], retention.loc[group.index]
         rows.append({"model": model, "strategy": variant, "budget": budget, "steps": steps, "quality": quality.mean(),
                      "retention": retention.mean(), "quality_seeds": tuple(quality), "retention_seeds": tuple(retention),
-                     "n": len(group), **{k: group[k].mean() for k in RUN_COSTS}})
+                     "n": len(group), "failed": int(group["failed"].astype(bool).sum()) if "failed" in group else 0,
+                     **{k: group[k].mean() for k in RUN_COSTS}})
 
     encoder = load_results("strategies", profile, out)
     for variant, group in encoder.groupby("variant", sort=False):
@@ -62,16 +63,30 @@ def relative_cost(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+QUALITY_MARGIN = 0.02  # "as good as the best": the paired 90 % interval of the difference within 2 points of accuracy
+RETENTION_MARGIN = 5.0  # ... or within 5 points of retention (%)
+
+
 def choose_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Which strategy to choose when, per model, picked from the measured rows (largest budget unless stated)."""
+    """Which strategy to choose when, per model, picked from the measured rows (largest budget unless stated).
+
+    A quality floor first: a strategy with a failed run (it did not learn) is never recommended; the last row names
+    the ones left out. With per-seed values, a pick names the others that are *as good* (equivalent by two one-sided
+    tests within `QUALITY_MARGIN` / `RETENTION_MARGIN`) and counts those the seeds cannot separate from it either way,
+    instead of calling an interval that touches zero "as good"."""
     rows = []
     for model, runs in frame.groupby("model", sort=False):
+        failed = runs["failed"] > 0 if "failed" in runs else pd.Series(False, index=runs.index)
+        left_out = sorted(set(runs.loc[failed, "strategy"]))
+        runs = runs[~failed]
         last = runs[runs["steps"] == runs["steps"].max()].set_index("strategy")
         first = runs[runs["steps"] == runs["steps"].min()].set_index("strategy")
-        good = last[last["quality"] >= last["quality"].max() - 0.02]
+        good = last[last["quality"] >= last["quality"].max() - QUALITY_MARGIN]
         picks = {
-            "best task quality, cost no object": (_tied(last, "quality"), f"accuracy {last['quality'].max():.2f}"),
-            "keep what the model knew": (_tied(last, "retention"), f"retention {last['retention'].max():.1f}%"),
+            "best task quality, cost no object": (_tied(last, "quality", QUALITY_MARGIN),
+                                                  f"accuracy {last['quality'].max():.2f}"),
+            "keep what the model knew": (_tied(last, "retention", RETENTION_MARGIN),
+                                         f"retention {last['retention'].max():.1f}%"),
             "balance: within 2 points of the best accuracy, most retention":
                 (good["retention"].idxmax(), (f"accuracy {good.loc[good['retention'].idxmax(), 'quality']:.2f}, "
                                              f"retention {good['retention'].max():.1f}%")),
@@ -79,6 +94,7 @@ def choose_table(frame: pd.DataFrame) -> pd.DataFrame:
             "cheapest step": (last["step_time_vs_full"].idxmin(), f"{last['step_time_vs_full'].min():.2f}x the time of full"),
             "fewest trainable parameters (small per-task files)":
                 (last["trainable_pct"].idxmin(), f"{last['trainable_pct'].min():.2f}% trainable"),
+            "not recommended: a run failed to learn": (", ".join(left_out) or "none", ""),
         }
         for situation, (strategy, why) in picks.items():
             rows.append({"situation": situation, "model": model, "choose": strategy, "measured": why})
@@ -86,17 +102,21 @@ def choose_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table.pivot(index="situation", columns="model", values=["choose", "measured"]).reindex(list(picks))
 
 
-def _tied(runs: pd.DataFrame, column: str) -> str:
-    """The best strategy by `column`, plus (with per-seed values) every one whose paired difference from it is not
-    resolved: the 95 % interval of best - other over the same seeds includes 0."""
+def _tied(runs: pd.DataFrame, column: str, margin: float) -> str:
+    """The best strategy by `column`; with per-seed values, also the strategies as good as it (the 90 % interval of
+    best - other over the same seeds inside +-`margin`) and how many the seeds cannot separate from it."""
     from ..measure.stats import mean_ci
 
     best = runs[column].idxmax()
     if f"{column}_seeds" not in runs:
         return best
-    tied = []
+    same, unresolved = [], 0
     for other in runs.index.drop(best):
-        pairs = zip(runs.loc[best, f"{column}_seeds"], runs.loc[other, f"{column}_seeds"])
-        if not mean_ci([a - b for a, b in pairs])[1] > 0:  # the interval's lower end
-            tied.append(other)
-    return best + (f" (not resolved against: {', '.join(tied)})" if tied else "")
+        pairs = list(zip(runs.loc[best, f"{column}_seeds"], runs.loc[other, f"{column}_seeds"]))
+        _, low, high = mean_ci([a - b for a, b in pairs], confidence=0.90)
+        if -margin < low and high < margin:
+            same.append(other)
+        elif not mean_ci([a - b for a, b in pairs])[1] > 0:
+            unresolved += 1
+    notes = ([f"as good: {', '.join(same)}"] if same else []) + ([f"{unresolved} not separated"] if unresolved else [])
+    return best + (f" ({'; '.join(notes)})" if notes else "")

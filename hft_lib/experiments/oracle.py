@@ -162,7 +162,8 @@ def choose_frame(frame: pd.DataFrame) -> pd.DataFrame:
         rows.append({"model": ENCODER, "strategy": label, "budget": f"{runs['epochs'].iloc[0]} epochs", "steps": 0,
                      "quality": runs["test_accuracy"].mean(), "retention": runs["retention_cc"].mean(),
                      "quality_seeds": tuple(runs["test_accuracy"]), "retention_seeds": tuple(runs["retention_cc"]),
-                     "n": len(runs), **{k: runs[k].mean() for k in RUN_COSTS}})
+                     "n": len(runs), "failed": int(runs["failed"].astype(bool).sum()) if "failed" in runs else 0,
+                     **{k: runs[k].mean() for k in RUN_COSTS}})
     return relative_cost(pd.DataFrame(rows))
 
 
