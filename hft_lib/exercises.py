@@ -92,7 +92,9 @@ def check_optimizer(student: Callable[[nn.Module], torch.optim.Optimizer]) -> No
     frozen = [names[i] for i in held if i in names and not dict(model.named_parameters())[names[i]].requires_grad]
     if frozen:
         raise ExerciseError(f"The optimizer holds {len(frozen)} frozen tensors (e.g. {frozen[0]}): pass only the parameters "
-                            "with requires_grad, or it keeps state and applies weight decay to weights you meant to keep.")
+                            "with requires_grad. AdamW skips a tensor whose .grad is None, so today they cost nothing, but "
+                            "a zero gradient left by zero_grad(set_to_none=False) or a later unfreezing would give them "
+                            "moments and weight decay you did not intend.")
     missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in held]
     if missing:
         raise ExerciseError(f"{len(missing)} trainable tensors are missing from the optimizer (e.g. {missing[0]}): "

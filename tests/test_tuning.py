@@ -79,6 +79,10 @@ def test_confirmation_waits_for_the_tuning_then_runs_each_strategy_at_its_select
         EXPERIMENTS["confirm"].cells("quick")  # the mean-pooling heads' rates are chosen by their own tuning
     tuning_rows({"bitfit": 3e-3}, variants=tuning.pooling_tune_variants()).to_csv(tmp_path / "tune_pooling-quick.csv",
                                                                                    index=False)
+    with pytest.raises(ValueError, match="run `hft sweep tune_pooling_wide --profile quick` first"):
+        EXPERIMENTS["confirm"].cells("quick")
+    tuning_rows({}, variants=tuning.pooling_tune_variants(tuning.WIDER_POOLING)).to_csv(
+        tmp_path / "tune_pooling_wide-quick.csv", index=False)
     cells = EXPERIMENTS["confirm"].cells("quick")
     rate = {c["variant"]: c["lr"] for c in cells}
     assert rate["bitfit"] == 1e-2 and rate["lora"] == 1e-4 and rate["full"] == tuning.GRIDS["full"][1]
@@ -114,3 +118,13 @@ def test_the_oracle_is_confirmed_on_seeds_it_did_not_choose_on():
 def test_the_second_budget_has_three_times_the_data_at_the_selected_rates():
     assert EXPERIMENTS["budget2"].settings["train_size"] == 1500 and EXPERIMENTS["budget2"].rates_from == ("tune", "tune_wide", "tune_wide2")
     assert {v["strategy"] for v in EXPERIMENTS["budget2"].variants} == set(tuning.BUDGET2) <= set(tuning.STRATEGIES)
+
+
+def test_equal_validation_means_that_differ_in_the_last_bit_are_a_tie_and_go_to_the_smaller_rate():
+    # two seeds' accuracies over 538 questions: the same number right in total, summed in another order
+    rows = pd.DataFrame([{"variant": f"head_only, lr={lr}", "strategy": "head_only", "lr": lr, "seed": seed,
+                          "val_accuracy": acc, "failed": False, "effective_lr": lr}
+                         for lr, accs in ((1e-3, (0.5, 0.5)), (1e-2, (0.7170686456400741, 0.7170686456400741)),
+                                          (3e-2, (0.7170686456400742, 0.7170686456400742)), (1e-1, (0.6, 0.6)))
+                         for seed, acc in zip(tuning.TUNE_SEEDS, accs)])
+    assert tuning.select_rates(rows).loc["head_only", "lr"] == 1e-2

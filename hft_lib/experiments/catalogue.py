@@ -131,13 +131,16 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
     Experiment("tune_pooling", "The mean-pooling head's rate for head only, BitFit, LoRA and full, chosen as in tune",
                "classification", tuning.pooling_tune_variants(), seeds=tuning.TUNE_SEEDS,
                settings={**ENCODER_SETTINGS, "val_size": None, "test_size": None, "score": "validation"}),
+    Experiment("tune_pooling_wide", "The mean-pooling head-only widened (tune_pooling's best rate, 3e-2, was its top)",
+               "classification", tuning.pooling_tune_variants(tuning.WIDER_POOLING), seeds=tuning.TUNE_SEEDS,
+               settings={**ENCODER_SETTINGS, "val_size": None, "test_size": None, "score": "validation"}),
     Experiment("confirm", "Every strategy at its own selected rate, on fresh seeds, scored on the whole test split "
                "(and four of them with a mean-pooling head: the head or the strategy?)", "classification",
                (*(tuning.base_variant(s) for s in tuning.STRATEGIES), *tuning.mean_pooling_variants()),
                seeds=tuning.CONFIRM_SEEDS,
                settings={**ENCODER_SETTINGS, "test_size": None, "probe_tasks": ("movie_sentiment", "tweet_sentiment"),
                          "probe_size": 200},
-               profiles={"full": {"probe_size": 1000}}, rates_from=(*tuning.TUNING, "tune_pooling"), more_seeds=tuning.MORE_SEEDS,
+               profiles={"full": {"probe_size": 1000}}, rates_from=(*tuning.TUNING, *tuning.POOLING_TUNING), more_seeds=tuning.MORE_SEEDS,
                more_for=tuning.MORE_FOR),
     Experiment("budget2", "The main strategies at their selected rates with three times the data (1,500 questions)",
                "classification", tuple(tuning.base_variant(s) for s in tuning.BUDGET2), seeds=tuning.CONFIRM_SEEDS,
@@ -158,7 +161,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 
 # Sweeps being made across sessions (each resumes where the last stopped): their stored rows may be incomplete, and no
 # claim reads them until they are done (tests/test_evidence.py holds both).
-UNDER_WAY = ("tune_wide2", "tune_pooling", "confirm", "budget2", "oracle_confirm", "sequential2", "small_data2", "decoder2")
+UNDER_WAY = ("tune_wide2", "tune_pooling", "tune_pooling_wide", "confirm", "budget2", "oracle_confirm", "sequential2", "small_data2", "decoder2")
 
 
 def get_experiment(name: str) -> Experiment:

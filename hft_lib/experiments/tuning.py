@@ -34,6 +34,9 @@ WIDER = {"attention_only": (3e-3, 1e-2), "auto_rgn": (3e-3, 1e-2, 3e-2), "auto_r
 WIDER2 = {"auto_rgn_body": (3e-2,)}
 # The tuning sweeps a selection pools (a widened grid joins the first one); every sweep at selected rates reads these.
 TUNING = ("tune", "tune_wide", "tune_wide2")
+# Widened after tune_pooling (commit 4f24552) found the mean-pooling head-only best at its top, 3e-2.
+WIDER_POOLING = {"head_only": (1e-1,)}
+POOLING_TUNING = ("tune_pooling", "tune_pooling_wide")
 TUNE_SEEDS = (100, 101)
 CONFIRM_SEEDS = (0, 1, 2, 3, 4)
 MORE_SEEDS = (5, 6, 7, 8, 9)  # equivalence claims (C1, C6, P2) need more pairs to resolve a 2-point margin
@@ -66,9 +69,9 @@ def mean_pooling_variants() -> tuple[dict, ...]:
     return tuple({"strategy": s, "pooling": "mean"} for s in POOLING_STRATEGIES)
 
 
-def pooling_tune_variants() -> tuple[dict, ...]:
+def pooling_tune_variants(grids: dict[str, tuple[float, ...]] = GRIDS) -> tuple[dict, ...]:
     """The mean-pooling head's variants at every rate of their grids (the [CLS] ones are in `tune_variants`)."""
-    return tuple({**v, "lr": lr} for v in mean_pooling_variants() for lr in GRIDS[v["strategy"]])
+    return tuple({**v, "lr": lr} for v in mean_pooling_variants() if v["strategy"] in grids for lr in grids[v["strategy"]])
 
 
 def check_grid(rates) -> tuple[float, ...]:
@@ -96,7 +99,8 @@ def select_rates(frame: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFr
     frame = frame.assign(base=[label.split(", lr=")[0] for label in frame["variant"]])
     for base, runs in frame.groupby("base", sort=False):
         means = runs.groupby("lr")[metric].mean().sort_index()
-        best = max(means.index, key=lambda lr: (means[lr], -lr))
+        # Accuracies are counts over the same questions, so equal means can differ in the last bit: round before ties.
+        best = max(means.index, key=lambda lr: (round(means[lr], 9), -lr))
         at = runs[runs["lr"] == best]
         rows.append({"variant": base, "strategy": runs["strategy"].iloc[0], "lr": float(best), "mean": float(means[best]),
                      "seeds": int(at["seed"].nunique()), "failed": int(at["failed"].astype(bool).sum()),
