@@ -83,9 +83,9 @@ def choose_table(frame: pd.DataFrame) -> pd.DataFrame:
         first = runs[runs["steps"] == runs["steps"].min()].set_index("strategy")
         good = last[last["quality"] >= last["quality"].max() - QUALITY_MARGIN]
         picks = {
-            "best task quality, cost no object": (_tied(last, "quality", QUALITY_MARGIN),
+            "best task quality, cost no object": (leader(last, "quality", QUALITY_MARGIN),
                                                   f"accuracy {last['quality'].max():.2f}"),
-            "keep what the model knew": (_tied(last, "retention", RETENTION_MARGIN),
+            "keep what the model knew": (leader(last, "retention", RETENTION_MARGIN),
                                          f"retention {last['retention'].max():.1f}%"),
             "balance: within 2 points of the best accuracy, most retention":
                 (good["retention"].idxmax(), (f"accuracy {good.loc[good['retention'].idxmax(), 'quality']:.2f}, "
@@ -102,7 +102,7 @@ def choose_table(frame: pd.DataFrame) -> pd.DataFrame:
     return table.pivot(index="situation", columns="model", values=["choose", "measured"]).reindex(list(picks))
 
 
-def _tied(runs: pd.DataFrame, column: str, margin: float) -> str:
+def leader(runs: pd.DataFrame, column: str, margin: float, short: bool = False) -> str:
     """The best strategy by `column`; with per-seed values, also the strategies as good as it (the 90 % interval of
     best - other over the same seeds inside +-`margin`) and how many the seeds cannot separate from it."""
     from ..measure.stats import mean_ci
@@ -118,5 +118,7 @@ def _tied(runs: pd.DataFrame, column: str, margin: float) -> str:
             same.append(other)
         elif not mean_ci([a - b for a, b in pairs])[1] > 0:
             unresolved += 1
+    if short:  # a chart title: how many others the seeds do not set below it
+        return best + (f" (+{len(same) + unresolved} not separated)" if same or unresolved else "")
     notes = ([f"as good: {', '.join(same)}"] if same else []) + ([f"{unresolved} not separated"] if unresolved else [])
     return best + (f" ({'; '.join(notes)})" if notes else "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from ..experiments.frontier import COSTS, RETENTION_LABEL
+from ..experiments.frontier import COSTS, QUALITY_MARGIN, RETENTION_LABEL, RETENTION_MARGIN, leader
 from .plots import wrap_to_width
 from .tradeoff import plot_quality_retention
 from .widgets import with_text_fallback
@@ -19,16 +19,19 @@ def plot_model(frame: pd.DataFrame, model: str, budget: str | None = None, highl
     runs = frame[frame["model"] == model]
     budget = budget or runs.loc[runs["steps"].idxmax(), "budget"]
     runs = runs[runs["budget"] == budget]
-    ax = ax or plt.subplots(figsize=(6.5, 4.5))[1]
+    own = ax is None
+    ax = ax or plt.subplots(figsize=(6.5, 5.3))[1]
     plot_quality_retention(runs, "quality", "retention", cost, ax=ax, quality_label="held-out task accuracy",
                   retention_label=RETENTION_LABEL.get(model, "retention (%)"), cost_label=COSTS[cost])
     if highlight is not None:
         row = runs[runs["strategy"] == highlight].iloc[0]
         ax.scatter([row["quality"]], [row["retention"]], s=700, facecolors="none", edgecolors="red", linewidths=2)
-    best = runs.loc[runs["quality"].idxmax(), "strategy"]
-    keeps = runs.loc[runs["retention"].idxmax(), "strategy"]
+    ranked = runs.set_index("strategy")  # a leader named with what the seeds cannot separate from it, not a bare winner
+    best, keeps = leader(ranked, "quality", QUALITY_MARGIN, True), leader(ranked, "retention", RETENTION_MARGIN, True)
     ax.set_title(f"{model}, {budget}\nmost accurate: {best}; keeps most: {keeps}", fontsize=10)
     wrap_to_width(ax.title, ax.get_window_extent().width)  # no wider than its axes
+    if own:
+        ax.figure.subplots_adjust(top=0.8)  # room above the axes for a wrapped title
     return ax
 
 
