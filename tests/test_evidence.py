@@ -37,6 +37,29 @@ def test_no_claim_reads_a_sweep_still_under_way():
     assert not [c.id for c in evidence.CLAIMS if c.experiment in UNDER_WAY]
 
 
+def test_every_encoder_verdict_compares_strategies_at_their_own_rates():
+    from hft_lib.experiments.tuning import CONFIRM_SEEDS, TUNE_SEEDS
+
+    encoder = [c for c in evidence.CLAIMS if EXPERIMENTS[c.experiment].protocol != "lm_curve"]
+    assert encoder and all(EXPERIMENTS[c.experiment].rates_from for c in encoder)
+    for name in {c.experiment for c in encoder}:
+        assert not set(load_results(name)["seed"]) & set(TUNE_SEEDS), f"{name} is scored on a tuning seed"
+    assert not set(CONFIRM_SEEDS) & set(TUNE_SEEDS)
+    confirm = load_results("confirm")
+    assert confirm["test_size"].isna().all()  # the whole test split
+    equivalence = {c.candidate for c in evidence.CLAIMS if c.experiment == "confirm" and c.predicts == "equivalent"
+                   and c.id in ("C1", "C6", "P2")}
+    assert (confirm[confirm["variant"].isin(equivalence | {"full"})].groupby("variant")["seed"].nunique() >= 10).all()
+
+
+def test_the_shared_rate_contrast_names_what_changed():
+    table = evidence.flips()
+    assert set(table.index) == {c.id for c in evidence.SHARED_RATE_CLAIMS}
+    bitfit = table.loc["BitFit"]
+    assert bitfit["one shared rate"] == "refuted" and bitfit["changed"]  # the issue's example: 52 points was the rate
+    assert not table.loc["C3-high-lr", "changed"]  # no fair counterpart, so nothing to flip
+
+
 def test_the_readme_shows_the_verdicts_the_evidence_gives():
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"<!-- evidence:start -->\n(.*?)\n<!-- evidence:end -->", readme, re.DOTALL)
@@ -48,7 +71,7 @@ def test_the_readme_shows_the_verdicts_the_evidence_gives():
 def test_no_claim_goes_without_a_verdict():
     table = evidence.verdicts()
     assert set(table["claim"]) == {c.id for c in evidence.CLAIMS}
-    seeds = {c.id: 3 if c.experiment in ("decoder", "oracle") else 5 for c in evidence.CLAIMS}  # the issues' minimum per comparison
+    seeds = {c.id: 3 if c.experiment in ("decoder", "decoder2", "oracle") else 5 for c in evidence.CLAIMS}  # the issues' minimum per comparison
     assert all(row.n >= seeds[row.claim] for row in table.itertuples())
     assert set(table["verdict"]) <= {"supported", "refuted", "not resolved at this budget"} | {
         v for v in table["verdict"] if v.startswith("not testable here")}
@@ -67,8 +90,8 @@ def test_a_rule_that_froze_nothing_is_not_called_equivalent(tmp_path):
     claim = next(c for c in evidence.CLAIMS if c.id == "AutoFreeze")
     import pandas as pd
 
-    frame = pd.DataFrame({"variant": ["autofreeze", "full"] * 3, "seed": [0, 0, 1, 1, 2, 2], "test_accuracy": [0.8] * 6,
+    frame = pd.DataFrame({"variant": [claim.candidate, "full"] * 3, "seed": [0, 0, 1, 1, 2, 2], "test_accuracy": [0.8] * 6,
                           "trainable_pct": [100.0] * 6})
-    assert evidence._precondition(claim, frame).startswith("not testable here: autofreeze froze nothing")
-    frame.loc[frame["variant"] == "autofreeze", "trainable_pct"] = [100.0, 60.0, 100.0]
+    assert evidence._precondition(claim, frame).startswith(f"not testable here: {claim.candidate} froze nothing")
+    frame.loc[frame["variant"] == claim.candidate, "trainable_pct"] = [100.0, 60.0, 100.0]
     assert evidence._precondition(claim, frame) is None

@@ -102,7 +102,7 @@ def claims():
 NOTEBOOK_CLAIMS = {
     "02": ["C1", "C1-control", "C2", "C2-probes", "C4"],
     "03": ["C6", "C6-control", "C1"],
-    "04": ["C3", "C3-ULMFiT", "C3-high-lr", "C5"],
+    "04": ["C3", "C3-ULMFiT", "C5"],
     "05": ["P1-decoder", "P2-decoder", "Head"],
     "06": None,  # every claim
     "07": ["LISA", "BitFit", "AutoFreeze", "Auto-RGN"],

@@ -161,7 +161,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 
 # Sweeps being made across sessions (each resumes where the last stopped): their stored rows may be incomplete, and no
 # claim reads them until they are done (tests/test_evidence.py holds both).
-UNDER_WAY = ("tune_wide2", "tune_pooling", "tune_pooling_wide", "confirm", "budget2", "oracle_confirm", "sequential2", "small_data2", "decoder2")
+UNDER_WAY: tuple[str, ...] = ()
 
 
 def get_experiment(name: str) -> Experiment:

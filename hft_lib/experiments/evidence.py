@@ -13,7 +13,7 @@ notebooks' verdicts are this table; none is written by hand.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -38,7 +38,10 @@ class Claim:
     precondition: str | None = None  # a check the regime must pass for the claim to be testable here
 
 
-CLAIMS = (
+# The first comparison: every encoder strategy at one shared peak rate (1e-4 in `strategies`, `gradual`, `sequential`
+# and `small_data`; 3e-4 in the oracle). Kept as the named contrast "one shared rate": where its verdicts and the fair
+# ones below disagree, the shared rate, not the strategy, was speaking.
+SHARED_RATE_CLAIMS = (
     Claim("C1", "freezing the lower half keeps accuracy (lower layers are general)", "strategies", "test_accuracy",
           "lower_half", "full", "equivalent", ACCURACY_MARGIN, "half_fine_tuning.txt"),
     Claim("C1-control", "freezing the lower half costs less than freezing the upper half", "strategies", "test_accuracy",
@@ -82,9 +85,31 @@ CLAIMS = (
           "under distribution shift, which TREC-6 is not)", "oracle", "test_accuracy", "auto_rgn", "full", "equivalent",
           ACCURACY_MARGIN, "Lee et al. 2023"),
 )
+
+# Where each claim is tested fairly: every strategy at its own rate, selected on the whole validation split on tuning
+# seeds (`tuning`), confirmed on fresh seeds and scored on the whole test split; forgetting, small data and the decoder
+# on their v2 protocols. (C3-high-lr asked whether the shared-rate verdict changes at a higher shared rate: at their own
+# rates there is no shared rate, so it lives on only in the contrast.)
+FAIR = {
+    **{c: {"experiment": "confirm"} for c in ("C1", "C1-control", "C2-probes", "C6", "C6-control", "P2")},
+    "C3": {"experiment": "confirm", "candidate": "gradual_bottom_up", "reference": "full"},
+    "C3-ULMFiT": {"experiment": "confirm", "candidate": "gradual_top_down", "reference": "full"},
+    "C5": {"experiment": "confirm", "candidate": "gradual_bottom_up", "reference": "gradual_top_down"},
+    "C2": {"experiment": "sequential2"}, "P1": {"experiment": "sequential2"},
+    "C4": {"experiment": "small_data2", "precondition": "full_peaks"},
+    **{c: {"experiment": "decoder2"} for c in ("P1-decoder", "P2-decoder", "Head")},
+    "LISA": {"experiment": "confirm", "candidate": "lisa, rounds=8"},
+    "BitFit": {"experiment": "confirm"},
+    "AutoFreeze": {"experiment": "confirm", "candidate": "autofreeze, rounds=8"},
+    "Auto-RGN": {"experiment": "confirm"},
+}
+CLAIMS = tuple(replace(c, **FAIR[c.id]) for c in SHARED_RATE_CLAIMS if c.id in FAIR)
+# The same comparison at a second budget (three times the data): a verdict holds where both budgets agree.
+SECOND_BUDGET = {"confirm": "budget2"}
 OVERFIT_GAP = 0.10  # full fine-tuning overfits here if its train accuracy exceeds its test accuracy by this much
 
 
+PEAK_FALL = 0.03  # v2: full fine-tuning overfits if its validation accuracy falls this far from its peak by the end
 FLOOR_MARGIN = 0.05  # task A at or below its majority class + 5 points after task B: at the floor, forgetting is capped
 LEARNED_A = 0.15  # task A must be this far above its majority class before task B, on every seed (v2)
 
@@ -117,6 +142,13 @@ def _learned(claim: Claim, frame: pd.DataFrame) -> str | None:
     return None
 
 
+def _curve(value) -> list[float]:
+    """A stored per-epoch curve (a list, or its text in a CSV cell)."""
+    import json
+
+    return json.loads(value) if isinstance(value, str) else list(value)
+
+
 def _precondition(claim: Claim, frame: pd.DataFrame) -> str | None:
     """Why the claim cannot be tested in this regime, or None."""
     learned = _learned(claim, frame)
@@ -124,8 +156,14 @@ def _precondition(claim: Claim, frame: pd.DataFrame) -> str | None:
         return learned
     if claim.precondition == "candidate_froze":
         share = frame.loc[frame["variant"] == claim.candidate, "trainable_pct"]
-        if (share >= 100).all():
+        if len(share) and (share >= 100).all():
             return f"not testable here: {claim.candidate} froze nothing within this budget (it ran as full fine-tuning)"
+    if claim.precondition == "full_peaks":
+        curves = frame.loc[frame["variant"] == claim.reference, "val_curve"].map(_curve)
+        fall = float((curves.map(max) - curves.map(lambda c: c[-1])).mean())
+        if fall < PEAK_FALL:
+            return (f"not testable here: full fine-tuning's validation accuracy fell {100 * fall:.1f} points on average "
+                    f"from its best epoch to its last (< {100 * PEAK_FALL:.0f}), so there was no overfitting to cure")
     if claim.precondition == "full_overfits":
         gap = frame.loc[frame["variant"] == claim.reference, "train_test_gap"].mean()
         if gap < OVERFIT_GAP:
@@ -134,30 +172,86 @@ def _precondition(claim: Claim, frame: pd.DataFrame) -> str | None:
 
 
 def verdicts(out: str | Path | None = None, profile: str = "quick", claims=CLAIMS) -> pd.DataFrame:
-    """Every claim whose experiment has results: the paired comparison and its verdict (one row per claim)."""
+    """Every claim whose experiment has results: the paired comparison and its verdict (one row per claim), the rates
+    and budget it holds at (`setting`), and, where a second budget was run, its verdict there (`budget2_verdict`) and
+    whether the two budgets agree (`holds`: "agree" or "disagree"; a verdict holds only where they agree)."""
     rows, frames = [], {}
-    for claim in claims:
-        if claim.experiment not in frames:
+
+    def frame_of(experiment):
+        if experiment not in frames:
             try:
-                frames[claim.experiment] = load_results(claim.experiment, profile, out)
+                frames[experiment] = load_results(experiment, profile, out)
             except ValueError:
-                frames[claim.experiment] = None
-        frame = frames[claim.experiment]
+                frames[experiment] = None
+        return frames[experiment]
+
+    for claim in claims:
+        frame = frame_of(claim.experiment)
         if frame is None or not {claim.candidate, claim.reference} <= set(frame["variant"]):
             continue
-        table = stats.paired(frame[frame["variant"].isin([claim.candidate, claim.reference])], claim.metric,
-                             claim.reference, by="variant")
-        row = table.loc[claim.candidate]
-        blocked = _precondition(claim, frame)
+        row, blocked = _compare(claim, frame)
         verdict = blocked or stats.decide(row, claim.predicts, claim.margin)
-        rows.append({"claim": claim.id, "text": claim.text, "metric": claim.metric, "candidate": claim.candidate,
-                     "reference": claim.reference, "n": int(row["n"]), "candidate_mean": row["mean"],
+        rows.append({"claim": claim.id, "text": claim.text, "experiment": claim.experiment, "metric": claim.metric,
+                     "candidate": claim.candidate, "reference": claim.reference, "setting": _setting(claim, frame),
+                     "n": int(row["n"]), "candidate_mean": row["mean"],
                      "reference_mean": row["reference_mean"], "diff": row["diff"], "ci_low": row["ci_low"],
                      "ci_high": row["ci_high"], "ci90_low": row["ci90_low"], "ci90_high": row["ci90_high"],
                      "mde": row["mde"], "predicts": claim.predicts, "margin": claim.margin, "verdict": verdict,
                      "p_support": stats.p_value(row, claim.predicts, claim.margin),
-                     "p_refute": stats.p_refute(row, claim.predicts, claim.margin), "testable": blocked is None})
+                     "p_refute": stats.p_refute(row, claim.predicts, claim.margin), "testable": blocked is None,
+                     **_second_budget(claim, verdict, frame_of)})
     return _holm(pd.DataFrame(rows))
+
+
+def _compare(claim: Claim, frame: pd.DataFrame):
+    """The paired row of candidate against reference, and why the claim is not testable here (or None)."""
+    table = stats.paired(frame[frame["variant"].isin([claim.candidate, claim.reference])], claim.metric,
+                         claim.reference, by="variant")
+    return table.loc[claim.candidate], _precondition(claim, frame)
+
+
+def _setting(claim: Claim, frame: pd.DataFrame) -> str:
+    """The rates and budget a verdict holds at, e.g. "3e-4 vs 3e-4, 500 examples x 3 epochs"."""
+    from .protocols import cell_profile
+
+    first = frame.iloc[0].dropna().to_dict()
+    parts = []
+    if "lr" in frame:
+        rate = {v: frame.loc[frame["variant"] == v, "lr"].iloc[0] for v in (claim.candidate, claim.reference)}
+        parts.append(" vs ".join(f"{rate[v]:.0e}".replace("e-0", "e-") for v in rate))
+    if "lm_steps" in frame:
+        parts.append(f"{int(first['lm_steps'])} steps")
+    else:
+        budget = cell_profile({k: int(v) if k in ("train_size", "epochs") else v for k, v in first.items()})
+        parts.append(f"{budget.train_size:,} examples x {budget.epochs} epochs")
+    return ", ".join(parts)
+
+
+def _second_budget(claim: Claim, verdict: str, frame_of) -> dict:
+    """The claim's verdict on the second budget's runs, and whether it agrees with the first (`holds`)."""
+    experiment = SECOND_BUDGET.get(claim.experiment)
+    frame = frame_of(experiment) if experiment else None
+    if frame is None or claim.metric not in frame or not {claim.candidate, claim.reference} <= set(frame["variant"]):
+        return {}
+    row, blocked = _compare(claim, frame)
+    second = blocked or stats.decide(row, claim.predicts, claim.margin)
+    size = _setting(claim, frame).split(", ")[-1]
+    return {"budget2": size, "budget2_diff": row["diff"], "budget2_ci_low": row["ci_low"],
+            "budget2_ci_high": row["ci_high"], "budget2_verdict": second,
+            "holds": "agree" if second == verdict else "disagree"}
+
+
+def flips(out: str | Path | None = None, profile: str = "quick") -> pd.DataFrame:
+    """Each claim's verdict at one shared rate beside its verdict with every strategy at its own rate: where they
+    differ, the shared rate was speaking, not the strategy (`changed`)."""
+    shared = verdicts(out, profile, SHARED_RATE_CLAIMS).set_index("claim")
+    fair = verdicts(out, profile).set_index("claim")
+    table = pd.DataFrame({"text": shared["text"], "one shared rate": shared["verdict"].map(_short),
+                          "shared diff": shared["diff"], "each at its own rate": fair["verdict"].map(_short),
+                          "own diff": fair["diff"], "metric": shared["metric"]})
+    table = table.reindex([c.id for c in SHARED_RATE_CLAIMS])
+    table["changed"] = table["each at its own rate"].notna() & (table["one shared rate"] != table["each at its own rate"])
+    return table
 
 
 def _holm(table: pd.DataFrame) -> pd.DataFrame:
@@ -184,8 +278,10 @@ def summary_table(out: str | Path | None = None, profile: str = "quick", experim
     frame = load_results(experiment, profile, out)
     order = [variant_label(v) for v in get_experiment(experiment).variants]
     rows = []
-    for variant, group in sorted(frame.groupby("variant"), key=lambda item: order.index(item[0])):
-        row = {"variant": variant, "n": len(group), "failed": int(group["failed"].sum()) if "failed" in group else 0}
+    rank = {v: i for i, v in enumerate(order)}  # a picked subset is named by what it froze: first
+    for variant, group in sorted(frame.groupby("variant"), key=lambda item: rank.get(item[0], -1)):
+        row = {"variant": variant, "n": len(group), "failed": int(group["failed"].sum()) if "failed" in group else 0,
+               **({"lr": group["lr"].iloc[0]} if "lr" in group and group["lr"].nunique() == 1 else {})}
         for metric in metrics:
             mean, low, high = stats.mean_ci(group[metric])
             row.update({metric: mean, f"{metric}_low": low, f"{metric}_high": high, f"{metric}_sd": group[metric].std()})
@@ -198,14 +294,35 @@ SCALE = {"test_accuracy": (100, "points"), "task_accuracy": (100, "points"), "fo
 
 
 def markdown(table: pd.DataFrame) -> str:
-    """The verdict table as Markdown: claim, comparison, paired difference [95 % CI], MDE, seeds, verdict, after Holm."""
-    lines = [("| claim | what it says | metric | candidate vs reference | difference [95 % CI] | MDE | seeds | verdict | "
-              "after Holm |"), "|---|---|---|---|---:|---:|---:|---|---|"]
+    """The verdict table as Markdown: claim, comparison, the rates and budget it holds at, paired difference [95 % CI],
+    MDE, seeds, verdict, after Holm, and at the second budget where one was run."""
+    second = "holds" in table
+    lines = [("| claim | what it says | metric | candidate vs reference | rates, budget | difference [95 % CI] | MDE | seeds "
+              "| verdict | after Holm |" + (" at the second budget |" if second else "")),
+             "|---|---|---|---|---|---:|---:|---:|---|---|" + ("---|" if second else "")]
     for r in table.itertuples():
         scale, unit = SCALE.get(r.metric, (1, ""))
-        lines.append(f"| {r.claim} | {r.text} | {r.metric} | {r.candidate} vs {r.reference} | "
-                     f"{r.diff * scale:+.1f} [{r.ci_low * scale:+.1f}, {r.ci_high * scale:+.1f}] {unit} | "
-                     f"{r.mde * scale:.1f} | {r.n} | **{r.verdict}** | {_short(r.verdict_holm)} |")
+        line = (f"| {r.claim} | {r.text} | {r.metric} | {r.candidate} vs {r.reference} | {r.setting} | "
+                f"{r.diff * scale:+.1f} [{r.ci_low * scale:+.1f}, {r.ci_high * scale:+.1f}] {unit} | "
+                f"{r.mde * scale:.1f} | {r.n} | **{r.verdict}** | {_short(r.verdict_holm)} |")
+        if second:
+            line += (f" {r.budget2}: {r.budget2_diff * scale:+.1f} [{r.budget2_ci_low * scale:+.1f}, "
+                     f"{r.budget2_ci_high * scale:+.1f}], {_short(r.budget2_verdict)}; the budgets {r.holds} |"
+                     if isinstance(r.holds, str) else " |")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def flips_markdown(table: pd.DataFrame) -> str:
+    """`flips` as Markdown: the claims whose verdict changed once each strategy ran at its own rate."""
+    lines = ["| claim | what it says | one shared rate | each at its own rate |", "|---|---|---|---|"]
+    for claim, r in table.iterrows():
+        scale, unit = SCALE.get(r["metric"], (1, ""))
+        own = f"{r['each at its own rate']} ({r['own diff'] * scale:+.1f} {unit})" if r["changed"] or isinstance(
+            r["each at its own rate"], str) else "not tested: no shared rate to raise"
+        mark = "**" if r["changed"] else ""
+        lines.append(f"| {claim} | {r['text']} | {r['one shared rate']} ({r['shared diff'] * scale:+.1f} {unit}) | "
+                     f"{mark}{own}{mark} |")
     return "\n".join(lines)
 
 
@@ -216,12 +333,15 @@ def _short(verdict: str) -> str:
 
 # What the README shows of each experiment: (experiment, metric -> column title, scale for the numbers).
 README_TABLES = (
-    ("strategies", {"test_accuracy": "TREC-6 test accuracy", "retention_cc": "probe retention, above chance (%)",
-                    "step_time_s": "s per step"}),
-    ("gradual", {"test_accuracy": "TREC-6 test accuracy"}),
-    ("small_data", {"test_accuracy": "test accuracy", "train_accuracy": "train accuracy"}),
-    ("sequential", {"test_accuracy": "TREC-6 test accuracy", "forgetting": "movie_sentiment accuracy lost"}),
-    ("decoder", {"task_accuracy": "task accuracy", "forgetting_pct": "news perplexity change (%)"}),
+    ("confirm", {"test_accuracy": "TREC-6 test accuracy", "retention_cc": "probe retention, above chance (%)",
+                 "step_time_s": "s per step"}),
+    ("budget2", {"test_accuracy": "TREC-6 test accuracy"}),
+    ("oracle_confirm", {"test_accuracy": "TREC-6 test accuracy"}),
+    ("small_data2", {"test_accuracy_best": "test accuracy, best epoch", "test_accuracy": "test accuracy, last epoch",
+                     "train_accuracy": "train accuracy"}),
+    ("sequential2", {"task_a_before": "movie_sentiment before", "forgetting": "movie_sentiment accuracy lost",
+                     "test_accuracy": "TREC-6 test accuracy"}),
+    ("decoder2", {"task_accuracy": "task accuracy", "forgetting_pct": "news perplexity change (%)"}),
 )
 
 
@@ -232,13 +352,15 @@ def _cell(mean: float, low: float, high: float, percent: bool) -> str:
 
 
 def summary_markdown(experiment: str, metrics: dict[str, str], out: str | Path | None = None, profile: str = "quick") -> str:
-    """One experiment's variants as a Markdown table: mean [95 % interval] of each metric, seeds, failed runs."""
+    """One experiment's variants as a Markdown table: its rate, mean [95 % interval] of each metric, seeds, failed runs."""
     table = summary_table(out, profile, experiment, tuple(metrics))
-    lines = ["| variant | seeds | " + " | ".join(metrics.values()) + " | failed runs |",
-             "|---|---:|" + "---:|" * len(metrics) + "---:|"]
+    rate = "lr" in table
+    lines = ["| variant | " + ("peak rate | " if rate else "") + "seeds | " + " | ".join(metrics.values()) + " | failed runs |",
+             "|---|" + ("---:|" if rate else "") + "---:|" + "---:|" * len(metrics) + "---:|"]
     for variant, r in table.iterrows():
         cells = [_cell(r[m], r[f"{m}_low"], r[f"{m}_high"], m in ("retention_cc", "forgetting_pct")) for m in metrics]
-        lines.append(f"| {variant} | {int(r['n'])} | " + " | ".join(cells) + f" | {int(r['failed'])} |")
+        lr = f"{r['lr']:.0e} | ".replace("e-0", "e-") if rate else ""
+        lines.append(f"| {variant} | {lr}{int(r['n'])} | " + " | ".join(cells) + f" | {int(r['failed'])} |")
     return "\n".join(lines)
 
 
@@ -254,11 +376,17 @@ def readme_block(out: str | Path | None = None, profile: str = "quick") -> str:
     if ResultsStore(out, EXPERIMENTS["oracle"], profile).csv.exists():
         from . import oracle
 
-        parts += [oracle.markdown(oracle.load(load_results("oracle", profile, out))), ""]
+        parts += ["**oracle** (every subset and rule at one shared rate, 3e-4: the set the best subset is chosen from, not a "
+                  "verdict; the rules at their own rates are in confirm above, the chosen subset on fresh seeds in "
+                  "oracle_confirm):", "", oracle.markdown(oracle.load(load_results("oracle", profile, out))), ""]
     heading = ("**Verdicts** (paired over the same seeds; equivalence by two one-sided tests, i.e. the 90 % interval inside "
                "the margin; MDE: the smallest true difference these seeds would detect 80 % of the time, estimated from "
                "the observed spread of the differences; after Holm: adjusted over every claim in the table):")
-    parts += [heading, "", markdown(verdicts(out, profile))]
+    parts += [heading, "", markdown(verdicts(out, profile)), ""]
+    parts += ["**One shared rate vs each its own** (the first comparison ran every encoder strategy at one shared peak rate; "
+              "in bold, the verdicts that changed once each ran at the rate its validation runs selected, i.e. the ones "
+              "that compared rates, not strategies, and are retracted; forgetting, small data and the decoder also moved to "
+              "their v2 protocols):", "", flips_markdown(flips(out, profile))]
     return "\n".join(parts)
 
 

@@ -14,7 +14,6 @@ import math
 
 import pandas as pd
 
-from ..config import get_profile
 from .evidence import CLAIMS, SCALE, verdicts
 
 GLOSSARY = "../docs/glossary.md"  # from a notebook's folder
@@ -23,7 +22,7 @@ GLOSSARY = "../docs/glossary.md"  # from a notebook's folder
 CHAPTER_CLAIMS = {
     2: ("C1", "C1-control", "C2", "C2-probes", "C4"),
     3: ("C6", "C6-control", "C1"),
-    4: ("C3", "C3-ULMFiT", "C3-high-lr", "C5"),
+    4: ("C3", "C3-ULMFiT", "C5"),
     5: ("P2-decoder", "P1-decoder", "Head"),
     7: ("LISA", "BitFit", "AutoFreeze", "Auto-RGN"),
 }
@@ -94,67 +93,43 @@ def rate(lr: float) -> str:
     return f"{mantissa}e{int(exponent)}"
 
 
-def setting(experiment: str, profile: str = "quick", variant: str = "") -> str:
-    """The rate and budget a claim's experiment holds at, in words (a shared rate named as such)."""
+def claim_sentence(row, shared: pd.Series | None = None) -> str:
+    """One claim's finding: what it says, the verdict, the paired difference and interval, the rates and budget it
+    holds at, whether a second budget agrees, and (`shared`: its row of `evidence.flips()`) what one shared rate said."""
     from .catalogue import EXPERIMENTS
 
-    exp = EXPERIMENTS[experiment]
-    shared = {**exp.settings, **exp.profiles.get(profile, {})}
-    if exp.protocol == "lm_curve":
-        return f"{shared.get('lm_steps')} decoder steps"
-    size = shared.get("train_size") or get_profile(profile).train_size
-    epochs = shared.get("epochs") or get_profile(profile).epochs
-    if exp.rates_from:
-        at = "each strategy at its own rate, chosen on validation"
-    elif "lr=" in variant:
-        at = f"peak rate {rate(float(variant.split('lr=')[1].split(',')[0]))} for both"
-    else:
-        at = f"one shared peak rate ({rate(shared.get('lr') or get_profile(profile).lr)}) for every strategy"
-    return f"{at}; {size} training questions, {epochs} epochs"
-
-
-def own_rate_sentence(strategies: tuple[str, ...], reference: str = "full", profile: str = "quick", out=None) -> str:
-    """What the complete tuning sweep says of `strategies` at their own rates: validation accuracy at the selected rate
-    against `reference`'s at its own (tuning seeds, validation split only; the confirmation on fresh seeds and the
-    test split is what the verdicts will read)."""
-    from .catalogue import EXPERIMENTS
-    from .tuning import TUNE_SEEDS, TUNING, select_rates, stored_tuning
-
-    frame = pd.concat([stored_tuning(profile, out, n, len(EXPERIMENTS[n].variants) * len(EXPERIMENTS[n].seeds))
-                       for n in TUNING], ignore_index=True)
-    table = select_rates(frame)
-    parts = [f"{s} {fmt(table.loc[s, 'mean'])} at {rate(table.loc[s, 'lr'])}" for s in (*strategies, reference)
-             if s in table.index]
-    return (f"At its own rate, chosen on validation (tuning seeds {', '.join(map(str, TUNE_SEEDS))}, never scored "
-            f"on), mean validation accuracy is {'; '.join(parts)}: a verdict at one shared rate compares rates as much as "
-            f"strategies, and the comparison on fresh seeds at these rates is `hft sweep confirm`.")
-
-
-def claim_sentence(row, profile: str = "quick") -> str:
-    """One claim's finding: what it says, the verdict, the paired difference and interval, the setting."""
     claim = next(c for c in CLAIMS if c.id == row["claim"])
     scale, unit = SCALE.get(row["metric"], (1, ""))
     head = f"**{row['claim']}** (*{row['text']}*, from {claim.source}):"
+    own = " (each at its own rate, chosen on validation)" if EXPERIMENTS[claim.experiment].rates_from else ""
+    at = f"at {row['setting']}{own}"
     if not row["testable"]:
-        return f"{head} {row['verdict']}."
+        return f"{head} {row['verdict']}; {at}."
     diff = (f"{row['candidate']} minus {row['reference']} is {row['diff'] * scale:+.1f} {unit} "
             f"[95 % interval {row['ci_low'] * scale:+.1f}, {row['ci_high'] * scale:+.1f}] over {row['n']} paired seeds")
     if row["predicts"] == "equivalent":
         diff += (f" (90 % interval {row['ci90_low'] * scale:+.1f}, {row['ci90_high'] * scale:+.1f}; the claim needs it "
                  f"inside ±{row['margin'] * scale:g})")
-    holm = "" if row["verdict_holm"] == row["verdict"] else f"; adjusted over every claim (Holm): {row['verdict_holm']}"
-    at = setting(claim.experiment, profile, row["candidate"])
-    return f"{head} **{row['verdict']}**: {diff}, at {at}{holm}."
+    notes = [] if row["verdict_holm"] == row["verdict"] else [f"adjusted over every claim (Holm): {row['verdict_holm']}"]
+    if isinstance(row.get("holds"), str):
+        notes.append(f"with {row['budget2']}: {row['budget2_verdict']} (the two budgets {row['holds']})")
+    if shared is not None and shared["changed"]:
+        retracted = ", now retracted" if shared["one shared rate"] in ("supported", "refuted") else ""
+        notes.append(f"the first comparison (one shared rate) read *{shared['one shared rate']}*{retracted}")
+    return f"{head} **{row['verdict']}**: {diff}, {at}" + "".join(f"; {n}" for n in notes) + "."
 
 
 def chapter(number: int, profile: str = "quick", out=None, extra: list[str] | None = None) -> Prose:
     """Chapter `number`'s "What we found" from its claims' verdicts (and `extra` sentences first), then its reading."""
+    from .evidence import flips
+
     if number not in READING:
         raise ValueError(f"There is no chapter {number}; the chapters are {', '.join(map(str, sorted(READING)))}.")
     table = verdicts(out, profile)
+    before = flips(out, profile)
     ids = CHAPTER_CLAIMS.get(number)
     rows = table if ids is None else table.set_index("claim").loc[[i for i in ids if i in set(table["claim"])]].reset_index()
-    return Prose.of([*(extra or []), *(claim_sentence(r, profile) for _, r in rows.iterrows())], number)
+    return Prose.of([*(extra or []), *(claim_sentence(r, before.loc[r["claim"]]) for _, r in rows.iterrows())], number)
 
 
 def tally(table: pd.DataFrame) -> str:
