@@ -2,6 +2,8 @@
 
     HF_HUB_OFFLINE=1 python benchmarks/time_to_target.py                 # ~20 min of CPU time on one core
     HF_HUB_OFFLINE=1 python benchmarks/time_to_target.py --seeds 0,1,2   # more seeds, more trust
+    HF_HUB_OFFLINE=1 python benchmarks/time_to_target.py --lr selected --rounds 8 --seeds 0,1,2
+                                          # each strategy at the rate its validation runs chose (`hft sweep tune`)
     python benchmarks/time_to_target.py --quick                          # smoke test: two strategies, a few steps
 
 A cheap step is not a fast model if it needs more of them: what a user waiting for a model feels is the
@@ -44,15 +46,26 @@ from hft_lib.strategies import check_strategies, prepare, split_strategies
 STRATEGIES = "full,lower_half,alternate,hft_paper,lora,lisa,bitfit,autofreeze,auto_rgn,head_only"
 
 
+def selected_rates() -> dict[str, float]:
+    """Strategy -> the peak rate its validation runs selected (the committed tuning sweeps, quick profile)."""
+    from hft_lib.experiments.catalogue import EXPERIMENTS
+    from hft_lib.experiments.tuning import TUNING, selected_rates as select
+
+    rates = select("quick", experiments={n: len(EXPERIMENTS[n].variants) * len(EXPERIMENTS[n].seeds) for n in TUNING})
+    return {label.split(",")[0]: lr for label, lr in rates.items()}
+
+
 def run(strategy: str, task, seed: int, args, device: str) -> dict:
     """One strategy, one seed: validation accuracy every `args.every` steps and the step times."""
     hft.set_seed(seed)
     model, tokenizer = hft.load_model("minilm-l6", num_labels=len(label_names(task)))
-    profile = hft.get_profile("quick", batch_size=args.batch_size, lr=args.lr)
+    rate = args.rates[strategy] if args.rates else args.lr
+    profile = hft.get_profile("quick", batch_size=args.batch_size, lr=rate)
     split = loaders(task, tokenizer, profile, seed)
     steps = args.max_steps
+    period = max(1, steps // args.rounds) if args.rounds else len(split["train"])  # LISA's redraws, AutoFreeze's window
     ft, optimizer, own, lr = prepare(strategy, model, profile.lr, seed=seed, total_steps=steps,
-                                     redraw_every=len(split["train"]), window=len(split["train"]))
+                                     redraw_every=period, window=period)
     checks = BudgetRecorder(list(range(args.every, steps + 1, args.every)),
                             lambda m: {"accuracy": hft.evaluate(m, split["validation"])["accuracy"]})
     epochs = -(-steps // len(split["train"]))
@@ -61,7 +74,7 @@ def run(strategy: str, task, seed: int, args, device: str) -> dict:
     times = [s["time_s"] for s in history.steps]
     elapsed = [sum(times[:row["steps"]]) for row in checks.rows]  # training time up to each check
     reached = {t: next((i for i, row in enumerate(checks.rows) if row["accuracy"] >= t), None) for t in args.targets}
-    return {"strategy": strategy, "seed": seed, "step_s": statistics.median(times[1:] or times),
+    return {"strategy": strategy, "seed": seed, "lr": rate, "step_s": statistics.median(times[1:] or times),
             "steps_to_target": {t: checks.rows[i]["steps"] if i is not None else None for t, i in reached.items()},
             "time_to_target_s": {t: elapsed[i] if i is not None else None for t, i in reached.items()},
             "best_accuracy": max(row["accuracy"] for row in checks.rows),
@@ -82,6 +95,12 @@ def summarise(runs: list[dict], target: float) -> dict | None:
             "best": statistics.mean(r["best_accuracy"] for r in runs)}
 
 
+def _rates(args) -> str:
+    if not args.rates:
+        return f"{args.lr:g}"
+    return "selected (" + ", ".join(f"{s} {lr:g}" for s, lr in args.rates.items()) + ")"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--strategies", default=STRATEGIES, help="comma-separated registry names (freeze:0,2 too)")
@@ -92,13 +111,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-size", type=int, default=640)
     parser.add_argument("--val-size", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr", default="1e-4", help="one peak rate for every strategy, or 'selected': each strategy at "
+                                                      "the rate the committed tuning sweeps chose for it")
+    parser.add_argument("--rounds", type=int, default=None, help="LISA redraws and AutoFreeze measures this many times "
+                                                                 "per run (default: once per epoch)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     parser.add_argument("--quick", action="store_true", help="smoke test: full and lower_half, 12 steps, small data")
     parser.add_argument("--json", default=None, help="also write the settings and every run to this file (notebook 7 reads "
                                                      "benchmarks/results/time_to_target-cpu.json)")
     args = parser.parse_args(argv)
     strategies = check_strategies(split_strategies(args.strategies))  # a bad name fails before anything loads
+    args.rates = None
+    if args.lr == "selected":
+        chosen = selected_rates()
+        missing = [s for s in strategies if s not in chosen]
+        if missing:
+            parser.error(f"no selected rate for {', '.join(missing)}: `hft sweep tune` chooses rates for "
+                         f"{', '.join(sorted(chosen))}; give those, or one rate with --lr 1e-4.")
+        args.rates = {s: chosen[s] for s in strategies}
+    else:
+        try:
+            args.lr = float(args.lr)
+        except ValueError:
+            parser.error(f"--lr must be a learning rate (e.g. 1e-4) or 'selected', not {args.lr!r}.")
     if args.quick:
         strategies, args.max_steps, args.every, args.train_size, args.val_size = ["full", "lower_half"], 12, 4, 96, 48
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -114,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json and os.path.exists(args.json):  # a recorded result is not overwritten by accident
         parser.error(f"{args.json} exists; move it away or pass another --json path.")
     print(f"# time to target: MiniLM-L6 on TREC-6, {args.train_size} train / {args.val_size} validation, batch "
-          f"{args.batch_size}, lr {args.lr:g}, {args.max_steps} steps, check every {args.every}; targets {args.targets}; "
+          f"{args.batch_size}, lr {_rates(args)}, {args.max_steps} steps, check every {args.every}; targets {args.targets}; "
           f"seeds {args.seeds}; {platform.machine()}, GPU {gpu}, torch {torch.__version__}, commit {commit or '?'}; "
           f"clock {'CPU time, 1 thread' if device == 'cpu' else 'wall'}")
     start = time.perf_counter()

@@ -127,8 +127,82 @@ def check_training_step(student: Callable[[nn.Module, torch.optim.Optimizer, dic
     print(f"training step: loss {loss:.3f}; {len(moved)} trainable tensors moved, every frozen one unchanged.")
 
 
-def check(checker: Callable[[Callable], None], student: Callable) -> None:
-    """Run a checker in a chapter: prints what passed, or "Not yet:" and the hint (never raises)."""
+def predict(measure: Callable[[], tuple[float, str]], prediction: float | None, tolerance: float = 0.0,
+            unit: str = "") -> bool | None:
+    """A predict-then-measure exercise: the student writes `prediction` *before* running the cell; only then does
+    `measure` run (a small real measurement on this machine) and the two are compared. Without a prediction nothing is
+    measured, so the answer cannot be peeked at. Returns whether the prediction held (None: no prediction yet)."""
+    if prediction is None:
+        print("Not yet: write your prediction first (replace None with a number), then run the cell; it measures only "
+              "once you have committed to one.")
+        return None
+    measured, why = measure()
+    held = abs(float(prediction) - measured) <= tolerance
+    verdict = "your prediction held" if held else f"off by {abs(float(prediction) - measured):g}{unit}"
+    print(f"You predicted {prediction:g}{unit}; measured {measured:g}{unit} ({verdict}, tolerance {tolerance:g}{unit}). {why}")
+    return held
+
+
+def measure_trainable_share(pattern: str = "lower_half", embeddings: str = "frozen", model_name: str = "minilm-l6"):
+    """The share of `model_name`'s parameters (%) that `pattern` trains with this embeddings choice, on a fresh model."""
+    def measure():
+        from .freezing import Finetuner
+        from .models import load_model
+
+        model, _ = load_model(model_name, num_labels=6)
+        Finetuner(model, pattern, embeddings=embeddings, verbose=False)
+        share = 100 * sum(p.numel() for p in model.parameters() if p.requires_grad) / sum(p.numel() for p in model.parameters())
+        return round(share, 1), (f"{pattern} with the embeddings {embeddings}: the embedding matrix alone holds about half "
+                                 "of a small encoder's parameters, so which way the embeddings go decides the share more "
+                                 "than how many layers are frozen.")
+    return measure
+
+
+def measure_backward_layers(pattern: str = "alternate", embeddings: str = "frozen", model_name: str = "minilm-l6"):
+    """How many of `model_name`'s layers the backward pass runs through under `pattern`, seen by forward hooks (a layer is
+    on the backward path when its output needs a gradient)."""
+    def measure():
+        from .freezing import Finetuner
+        from .data import load_task, make_loader
+        from .models import load_model
+
+        model, tokenizer = load_model(model_name, num_labels=6)
+        ft = Finetuner(model, pattern, embeddings=embeddings, verbose=False)
+        batch = next(iter(make_loader(load_task("trec6", 8, 4, 4, seed=0)["train"], tokenizer, 8, 32)))
+        seen = {}
+        hooks = [layer.register_forward_hook(lambda mod, args, out, i=i: seen.__setitem__(i, out[0].requires_grad))
+                 for i, layer in enumerate(ft.layers)]
+        model(**{k: v for k, v in batch.items() if k != "labels"})
+        for hook in hooks:
+            hook.remove()
+        through = [i for i, needed in seen.items() if needed]
+        return len(through), (f"{pattern}, embeddings {embeddings}: backward runs through layers {through}. It starts at "
+                              "the top and goes down to the lowest trainable layer; frozen layers above that one still "
+                              "pass the gradient down, so they cost their backward pass anyway.")
+    return measure
+
+
+def measure_paper_share(model: nn.Module, seed: int = 0):
+    """The share (%) of `model`'s parameters the HFT paper's half trains in its first round (a copy is set up)."""
+    def measure():
+        import copy
+
+        from .strategies import prepare
+
+        prepared = prepare("hft_paper", copy.deepcopy(model), 1e-4, seed=seed)
+        params = list(prepared.ft.model.parameters())
+        share = 100 * sum(p.numel() for p in params if p.requires_grad) / sum(p.numel() for p in params)
+        return round(share, 1), ("Half of the matrices inside every layer freeze, but the embeddings and the LM head "
+                                 "always train, and in a small model they are a large share: more than half trains.")
+    return measure
+
+
+def check(checker: Callable[[Callable], None], student) -> None:
+    """Run a checker in a chapter on the student's function (or value): prints what passed, or "Not yet:" and the hint
+    (never raises)."""
+    if student is None:
+        print("Not yet: replace None with your answer.")
+        return
     try:
         checker(student)
     except NotImplementedError:
@@ -203,8 +277,9 @@ def check_odd_layers(student: Callable[[nn.Module], object]) -> None:
     check_freeze_function(student, lambda n: list(range(1, n, 2)), "freeze_odd_layers")
 
 
-def backward_depth(frozen: list[int], n_layers: int, embeddings_trainable: bool) -> int:
-    """How many layers the backward pass runs through (the reference answer of `check_backward_depth`)."""
+def _backward_depth(frozen: list[int], n_layers: int, embeddings_trainable: bool) -> int:
+    """How many layers the backward pass runs through (what `check_backward_depth` compares with; private, so the
+    exercise's answer is not importable under its name)."""
     if embeddings_trainable:
         return n_layers
     trainable = [i for i in range(n_layers) if i not in frozen]
@@ -216,7 +291,7 @@ def check_backward_depth(student: Callable[[list, int, bool], int]) -> None:
     cases = [([0, 1, 2], 6, False), ([0, 2, 4], 6, False), ([0, 2, 4], 6, True), ([], 6, False), ([0, 1, 2, 3, 4, 5], 6, False),
              ([3, 4, 5], 6, False), ([0, 1], 4, False)]
     for frozen, n, emb in cases:
-        want, got = backward_depth(frozen, n, emb), student(list(frozen), n, emb)
+        want, got = _backward_depth(frozen, n, emb), student(list(frozen), n, emb)
         if got != want:
             why = ("with trainable embeddings the gradient must reach the input, through every layer" if emb else
                    "backward starts at the top and stops below the lowest trainable layer; frozen layers above it still "
@@ -258,6 +333,24 @@ def check_half_draw(student: Callable[[list, int], list]) -> None:
     print("half draw: half the units, the same for a seed, different across seeds.")
 
 
+def check_perplexity_change(student: float | None, before: float = 3.900, after: float = 3.921) -> None:
+    """Exercise: the percent change of perplexity when the mean loss per token goes from `before` to `after` nats."""
+    import math
+
+    if student is None:
+        raise NotImplementedError
+    want = 100 * (math.exp(after - before) - 1)
+    got = float(student)
+    if abs(got - want) < 0.01:
+        print(f"perplexity change: {want:+.2f} %, right (exp of the loss difference, minus one).")
+        return
+    if abs(got - 100 * (after - before) / before) < 0.01:
+        raise ExerciseError("That is the loss's relative change. Perplexity is exp(loss): its ratio is exp(after - before).")
+    if abs(got - (math.exp(after - before) - 1)) < 1e-4:
+        raise ExerciseError("Right ratio, but as a fraction: multiply by 100 for percent.")
+    raise ExerciseError(f"Not {got:+.3f} %: perplexity after / before = exp({after} - {before}); subtract 1, times 100.")
+
+
 # -- chapter 6: verdicts --------------------------------------------------------------------------------
 def check_verdict(student: Callable[[float, float, str, float], str]) -> None:
     """Exercise: a verdict from an interval: "supported", "refuted" or "not resolved at this budget"."""
@@ -272,6 +365,25 @@ def check_verdict(student: Callable[[float, float, str, float], str]) -> None:
             raise ExerciseError(f"Interval [{low:+.2f}, {high:+.2f}], claim {claim!r}, margin {margin}: {want!r}, not {got!r}. "
                                 "Only an interval wholly on one side decides; one that straddles the line is not resolved.")
     print("verdicts: right on all seven intervals.")
+
+
+def check_seeds_needed(student: int | None, sd: float = 0.02, effect: float = 0.01) -> None:
+    """Exercise: the fewest seeds whose minimum detectable effect (80 % power, 5 % two-sided) is at most `effect` when
+    the per-seed differences have standard deviation `sd`."""
+    from .measure.stats import minimum_detectable_effect
+
+    if student is None:
+        raise NotImplementedError
+    want = next(n for n in range(2, 1000) if minimum_detectable_effect(sd, n) <= effect)
+    got = int(student)
+    if got == want:
+        print(f"seeds needed: {want}, right (the MDE shrinks like 1 / sqrt(n), and the t quantiles shrink too).")
+        return
+    if got < want:
+        raise ExerciseError(f"With {got} seeds the MDE is {100 * minimum_detectable_effect(sd, got):.2f} points, above "
+                            f"{100 * effect:g}: more seeds.")
+    raise ExerciseError(f"{got} seeds detect it, but fewer do too: the MDE first falls to {100 * effect:g} points at fewer "
+                        "seeds; count up from 2 with stats.minimum_detectable_effect(sd, n).")
 
 
 # -- chapter 7: the oracle --------------------------------------------------------------------------------

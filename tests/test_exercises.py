@@ -122,7 +122,8 @@ def test_check_prints_the_hint_instead_of_raising(capsys):
      lower_half, "embeddings should be frozen"),
     (exercises.check_odd_layers, lambda m: [p.requires_grad_(False) for layer in m.bert.encoder.layer[1::2] for p in layer.parameters()],
      lambda m: [p.requires_grad_(False) for layer in m.bert.encoder.layer[0::2] for p in layer.parameters()], "should freeze layers"),
-    (exercises.check_backward_depth, exercises.backward_depth,
+    (exercises.check_backward_depth, lambda frozen, n, emb: n if emb else (n - min(set(range(n)) - set(frozen))
+                                                                          if set(range(n)) - set(frozen) else 0),
      lambda frozen, n, emb: n - len(frozen), "frozen layers above it still pass the gradient down"),
     (exercises.check_schedule, lambda stage, n: list(range(n - min(n, stage), n)), lambda stage, n: list(range(min(n, stage))),
      "top_down, 1 layer"),
@@ -183,3 +184,54 @@ def test_layer_effect_checker_catches_a_flipped_sign_and_rules_in_the_grid():
     with pytest.raises(ExerciseError, match="Use only the subset runs"):
         exercises.check_layer_effect(lambda f, layer: f[f["frozen"].map(lambda s: s is not None and layer in s)]["test_accuracy"].mean()
                                      - f[f["frozen"].map(lambda s: s is None or layer not in s)]["test_accuracy"].mean())
+
+
+def test_no_reference_answer_is_importable_under_its_exercise_name():
+    import json
+    import re
+    from pathlib import Path
+
+    names = set()
+    for notebook in Path(__file__).parents[1].glob("notebooks/0*.ipynb"):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            names |= set(re.findall(r"^def (\w+)\(", "".join(cell["source"]), re.M))
+    assert not [n for n in names if hasattr(exercises, n)]
+
+
+def test_predict_measures_only_after_a_prediction(capsys):
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return 24.5, "why"
+
+    assert exercises.predict(measure, None) is None and not calls  # nothing to peek at
+    assert exercises.predict(measure, 25, tolerance=1) is True and exercises.predict(measure, 50, tolerance=1) is False
+    out = capsys.readouterr().out
+    assert "Not yet: write your prediction first" in out and "off by 25.5" in out
+
+
+def test_the_predictions_measure_a_real_model():
+    share, _ = exercises.measure_trainable_share("lower_half", "frozen")()
+    trainable, _ = exercises.measure_trainable_share("lower_half", "trainable")()
+    assert 10 < share < 50 < trainable  # the embeddings decide the share
+    depth, why = exercises.measure_backward_layers("alternate", "frozen")()
+    assert depth == 5 and "[1, 2, 3, 4, 5]" in why  # layer 0 frozen with the embeddings: backward stops above it
+
+
+def test_value_checkers_explain_the_usual_mistakes():
+    import math
+
+    exercises.check_perplexity_change(100 * (math.exp(0.021) - 1))
+    with pytest.raises(ExerciseError, match="loss's relative change"):
+        exercises.check_perplexity_change(100 * 0.021 / 3.9)
+    with pytest.raises(ExerciseError, match="as a fraction"):
+        exercises.check_perplexity_change(math.exp(0.021) - 1)
+    from hft_lib.measure.stats import minimum_detectable_effect
+
+    need = next(n for n in range(2, 100) if minimum_detectable_effect(0.02, n) <= 0.01)
+    exercises.check_seeds_needed(need)
+    with pytest.raises(ExerciseError, match="more seeds"):
+        exercises.check_seeds_needed(need - 1)
+    with pytest.raises(ExerciseError, match="fewer do too"):
+        exercises.check_seeds_needed(need + 3)

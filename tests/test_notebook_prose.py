@@ -103,3 +103,14 @@ def test_glossary_terms_are_linked_where_they_first_appear(chapter):
         if first is not None:
             assert f"glossary.md#{anchor})" in first, (f"{chapter.name}: '{term}' first appears in a cell that does not "
                                                        f"link docs/glossary.md#{anchor}")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_every_questionnaire_has_its_answers_in_the_solutions(chapter):
+    def items(path, heading):
+        found = [c for c in cells(path) if c["cell_type"] == "markdown" and "".join(c["source"]).startswith(heading)]
+        return re.findall(r"^(\d+)\. ", "".join(found[0]["source"]), re.M) if found else []
+
+    questions = items(chapter, "## Questionnaire")
+    answers = items(chapter.parent / "solutions" / chapter.name, "## Questionnaire: answers")
+    assert questions and answers == questions, f"{chapter.name}: {len(questions)} questions, {len(answers)} answers"

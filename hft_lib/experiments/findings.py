@@ -24,6 +24,7 @@ CHAPTER_CLAIMS = {
     3: ("C6", "C6-control", "C1"),
     4: ("C3", "C3-ULMFiT", "C5"),
     5: ("P2-decoder", "P1-decoder", "Head"),
+    6: ("C1", "C6", "P2"),  # the headline claims; its `tally` and `changed` sentences speak for the rest
     7: ("LISA", "BitFit", "AutoFreeze", "Auto-RGN"),
 }
 
@@ -139,6 +140,14 @@ def tally(table: pd.DataFrame) -> str:
         return ", ".join(f"{n} {kind}" for kind, n in kinds.value_counts().items())
     return (f"Of {len(table)} claims, {counts('verdict')}; adjusted together for multiple comparisons (Holm): "
             f"{counts('verdict_holm')}.")
+
+
+def changed(flips: pd.DataFrame) -> str:
+    """Which verdicts changed once each strategy ran at its own rate (`evidence.flips()`), in one sentence."""
+    moved = flips[flips["changed"]]
+    pairs = "; ".join(f"{claim} from {r['one shared rate']} to {r['each at its own rate']}" for claim, r in moved.iterrows())
+    return (f"{len(moved)} of {int(flips['each at its own rate'].notna().sum())} verdicts changed once each strategy ran "
+            f"at its own rate instead of one shared rate ({pairs}): those compared learning rates, not strategies.")
 
 
 def fmt(value: float, digits: int = 3) -> str:

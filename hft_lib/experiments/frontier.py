@@ -24,8 +24,9 @@ RETENTION_LABEL = {ENCODER: "retention: above-chance probe accuracy kept (%)",
                    DECODER: "retention: 100 x news perplexity before / after (%)"}
 
 
-def from_evidence(out=None, profile: str = "quick") -> pd.DataFrame:
-    """The same table built from the stored sweeps (`strategies` for the encoder, `decoder`), averaged over seeds.
+def from_evidence(out=None, profile: str = "quick", encoder: str = "confirm", decoder: str = "decoder2") -> pd.DataFrame:
+    """The same table built from the stored sweeps (`encoder`: each strategy at its own rate; `decoder`), averaged over
+    seeds.
 
     `quality_seeds` and `retention_seeds` keep the per-seed values (in seed order), so `choose_table` names
     every strategy whose paired difference from the best is not resolved, instead of a winner inside the noise.
@@ -42,11 +43,12 @@ def from_evidence(out=None, profile: str = "quick") -> pd.DataFrame:
                      "n": len(group), "failed": int(group["failed"].astype(bool).sum()) if "failed" in group else 0,
                      **{k: group[k].mean() for k in RUN_COSTS}})
 
-    encoder = load_results("strategies", profile, out)
-    for variant, group in encoder.groupby("variant", sort=False):
+    for variant, group in load_results(encoder, profile, out).groupby("variant", sort=False):
+        if "pooling=" in variant:  # a head compared with a head (notebook 02), not a strategy to choose
+            continue
         add(ENCODER, variant, group, f"{group['epochs'].iloc[0] if 'epochs' in group else 3} epochs", 0,
             group["test_accuracy"], group["retention_cc"])
-    decoder = load_results("decoder", profile, out)
+    decoder = load_results(decoder, profile, out)
     budgets = sorted(int(c.split("@")[1]) for c in decoder.columns if c.startswith("task_accuracy@"))
     for variant, group in decoder.groupby("variant", sort=False):
         for b in budgets:
