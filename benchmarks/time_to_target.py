@@ -49,7 +49,8 @@ STRATEGIES = "full,lower_half,alternate,hft_paper,lora,lisa,bitfit,autofreeze,au
 def selected_rates() -> dict[str, float]:
     """Strategy -> the peak rate its validation runs selected (the committed tuning sweeps, quick profile)."""
     from hft_lib.experiments.catalogue import EXPERIMENTS
-    from hft_lib.experiments.tuning import TUNING, selected_rates as select
+    from hft_lib.experiments.tuning import TUNING
+    from hft_lib.experiments.tuning import selected_rates as select
 
     rates = select("quick", experiments={n: len(EXPERIMENTS[n].variants) * len(EXPERIMENTS[n].seeds) for n in TUNING})
     return {label.split(",")[0]: lr for label, lr in rates.items()}

@@ -162,8 +162,8 @@ def measure_backward_layers(pattern: str = "alternate", embeddings: str = "froze
     """How many of `model_name`'s layers the backward pass runs through under `pattern`, seen by forward hooks (a layer is
     on the backward path when its output needs a gradient)."""
     def measure():
-        from .freezing import Finetuner
         from .data import load_task, make_loader
+        from .freezing import Finetuner
         from .models import load_model
 
         model, tokenizer = load_model(model_name, num_labels=6)

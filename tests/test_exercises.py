@@ -194,7 +194,7 @@ def test_no_reference_answer_is_importable_under_its_exercise_name():
     names = set()
     for notebook in Path(__file__).parents[1].glob("notebooks/0*.ipynb"):
         for cell in json.loads(notebook.read_text())["cells"]:
-            names |= set(re.findall(r"^def (\w+)\(", "".join(cell["source"]), re.M))
+            names |= set(re.findall(r"^def (\w+)\(", "".join(cell["source"]), re.MULTILINE))
     assert not [n for n in names if hasattr(exercises, n)]
 
 

@@ -109,7 +109,7 @@ def test_glossary_terms_are_linked_where_they_first_appear(chapter):
 def test_every_questionnaire_has_its_answers_in_the_solutions(chapter):
     def items(path, heading):
         found = [c for c in cells(path) if c["cell_type"] == "markdown" and "".join(c["source"]).startswith(heading)]
-        return re.findall(r"^(\d+)\. ", "".join(found[0]["source"]), re.M) if found else []
+        return re.findall(r"^(\d+)\. ", "".join(found[0]["source"]), re.MULTILINE) if found else []
 
     questions = items(chapter, "## Questionnaire")
     answers = items(chapter.parent / "solutions" / chapter.name, "## Questionnaire: answers")

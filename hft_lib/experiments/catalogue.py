@@ -106,6 +106,11 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                tuple({"strategy": s} for s in ("full", "lower_half", "head_only")),
                settings={**ENCODER_SETTINGS, "train_size": 100, "epochs": 20, "val_size": 150, "test_size": None,
                          "keep_best": True, "measure_train": True}, rates_from=tuning.TUNING),
+    Experiment("layers", "Notebook 01 over seeds: which layers fine-tuning changes (CKA, weight change) and which serve "
+               "held-out tasks (probes), with intervals", "layers", ({"strategy": "full"},), seeds=(0, 1, 2, 3, 4),
+               settings={"model": "minilm-l6", "task": "trec6", "probe_tasks": ("trec6", "sms_spam", "movie_sentiment"),
+                         "probe_size": 300},
+               profiles={"full": {"probe_size": 1000}}),
     Experiment("decoder2", "Decoder v2: 64 steps with budgets along the way, 300 task questions, 48 news passages, LoRA in",
                "lm_curve", ({"strategy": "full"}, {"strategy": "full", "embeddings": "frozen"}, {"strategy": "lower_half"},
                             {"strategy": "lower_half", "embeddings": "trainable"}, {"strategy": "hft_paper"},
@@ -161,7 +166,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 
 # Sweeps being made across sessions (each resumes where the last stopped): their stored rows may be incomplete, and no
 # claim reads them until they are done (tests/test_evidence.py holds both).
-UNDER_WAY: tuple[str, ...] = ()
+UNDER_WAY: tuple[str, ...] = ("layers",)
 
 
 def get_experiment(name: str) -> Experiment:

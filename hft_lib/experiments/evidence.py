@@ -376,17 +376,17 @@ def readme_block(out: str | Path | None = None, profile: str = "quick") -> str:
     if ResultsStore(out, EXPERIMENTS["oracle"], profile).csv.exists():
         from . import oracle
 
-        parts += ["**oracle** (every subset and rule at one shared rate, 3e-4: the set the best subset is chosen from, not a "
+        parts += [("**oracle** (every subset and rule at one shared rate, 3e-4: the set the best subset is chosen from, not a "
                   "verdict; the rules at their own rates are in confirm above, the chosen subset on fresh seeds in "
-                  "oracle_confirm):", "", oracle.markdown(oracle.load(load_results("oracle", profile, out))), ""]
+                  "oracle_confirm):"), "", oracle.markdown(oracle.load(load_results("oracle", profile, out))), ""]
     heading = ("**Verdicts** (paired over the same seeds; equivalence by two one-sided tests, i.e. the 90 % interval inside "
                "the margin; MDE: the smallest true difference these seeds would detect 80 % of the time, estimated from "
                "the observed spread of the differences; after Holm: adjusted over every claim in the table):")
     parts += [heading, "", markdown(verdicts(out, profile)), ""]
-    parts += ["**One shared rate vs each its own** (the first comparison ran every encoder strategy at one shared peak rate; "
+    parts += [("**One shared rate vs each its own** (the first comparison ran every encoder strategy at one shared peak rate; "
               "in bold, the verdicts that changed once each ran at the rate its validation runs selected, i.e. the ones "
               "that compared rates, not strategies, and are retracted; forgetting, small data and the decoder also moved to "
-              "their v2 protocols):", "", flips_markdown(flips(out, profile))]
+              "their v2 protocols):"), "", flips_markdown(flips(out, profile))]
     return "\n".join(parts)
 
 

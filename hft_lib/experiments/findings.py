@@ -31,17 +31,17 @@ CHAPTER_CLAIMS = {
 SOURCE_TEXT = "[the source text's HFT page](../../shared/sources/half_fine_tuning.txt) (UbiAI's LLM guide)"
 READING = {
     0: ["[PyTorch autograd mechanics: excluding subgraphs from backward](https://pytorch.org/docs/stable/notes/autograd.html)",
-        "[`torch.optim.AdamW`](https://pytorch.org/docs/stable/generated/torch.optim.AdamW.html): parameters whose `.grad` "
-        "is None are skipped",
+        ("[`torch.optim.AdamW`](https://pytorch.org/docs/stable/generated/torch.optim.AdamW.html): parameters whose `.grad` "
+        "is None are skipped"),
         "[Hugging Face: fine-tune a pretrained model](https://huggingface.co/docs/transformers/training)"],
     1: ["Yosinski et al. 2014, [How transferable are features in deep neural networks?](https://arxiv.org/abs/1411.1792)",
-        "Kornblith et al. 2019, [Similarity of neural network representations revisited](https://arxiv.org/abs/1905.00414) "
-        "(linear CKA)",
+        ("Kornblith et al. 2019, [Similarity of neural network representations revisited](https://arxiv.org/abs/1905.00414) "
+        "(linear CKA)"),
         "Tenney et al. 2019, [BERT rediscovers the classical NLP pipeline](https://arxiv.org/abs/1905.05950)",
-        "Reimers and Gurevych 2019, [Sentence-BERT](https://arxiv.org/abs/1908.10084) (how all-MiniLM-L6-v2 was trained: "
-        "mean pooling)"],
-    2: [SOURCE_TEXT, "Lee et al. 2019, [What would Elsa do? Freezing layers during transformer fine-tuning]"
-        "(https://arxiv.org/abs/1911.03090)",
+        ("Reimers and Gurevych 2019, [Sentence-BERT](https://arxiv.org/abs/1908.10084) (how all-MiniLM-L6-v2 was trained: "
+        "mean pooling)")],
+    2: [SOURCE_TEXT, ("Lee et al. 2019, [What would Elsa do? Freezing layers during transformer fine-tuning]"
+        "(https://arxiv.org/abs/1911.03090)"),
         "Hui et al. 2024, [HFT: Half Fine-Tuning for large language models](https://arxiv.org/abs/2404.18466)"],
     3: [SOURCE_TEXT, "Lee et al. 2019, [What would Elsa do?](https://arxiv.org/abs/1911.03090)",
         "Lee et al. 2023, [Surgical fine-tuning improves adaptation to distribution shifts](https://arxiv.org/abs/2210.11466)"],
@@ -56,8 +56,8 @@ READING = {
         "Hu et al. 2021, [LoRA](https://arxiv.org/abs/2106.09685)",
         "Lakens 2017, [Equivalence tests (TOST)](https://doi.org/10.1177/1948550617697177)",
         "Holm 1979, [a simple sequentially rejective multiple test procedure](https://www.jstor.org/stable/4615733)"],
-    7: ["Pan et al. 2024, [LISA: layerwise importance sampling](https://arxiv.org/abs/2403.17919) "
-        "([LMFlow's trainer](https://github.com/OptimalScale/LMFlow))",
+    7: [("Pan et al. 2024, [LISA: layerwise importance sampling](https://arxiv.org/abs/2403.17919) "
+        "([LMFlow's trainer](https://github.com/OptimalScale/LMFlow))"),
         "Liu et al. 2021, [AutoFreeze](https://arxiv.org/abs/2102.01386)",
         "Lee et al. 2023, [Surgical fine-tuning (Auto-RGN)](https://arxiv.org/abs/2210.11466)",
         "Ben Zaken et al. 2022, [BitFit](https://arxiv.org/abs/2106.10199)"],
@@ -71,7 +71,7 @@ class Prose:
         self.text = text
 
     @classmethod
-    def of(cls, sentences: list[str], chapter: int | None = None, title: str = "What we found") -> "Prose":
+    def of(cls, sentences: list[str], chapter: int | None = None, title: str = "What we found") -> Prose:
         """A "What we found" section from `sentences` (one bullet each), then the chapter's further reading."""
         lines = [f"### {title}", "", *(f"- {s}" for s in sentences)]
         if chapter is not None:

@@ -6,6 +6,8 @@
 - `sequential`: forgetting measured on a task the model really learned (the sequential protocol):
   fine-tune everything on task A with A's head, then fine-tune on task B with the strategy, then put
   A's head back and score A again. forgetting = A's accuracy before minus after, in points.
+- `layers`: notebook 01 over seeds: per hidden state, probe accuracy on every probe task before and after full
+  fine-tuning (the probe examples resampled with the seed), linear CKA before vs after, and weight change per part.
 - `lm_curve`: a decoder fine-tuned with the strategy; task accuracy and news-perplexity change after
   several step budgets: one learning-forgetting curve per strategy (Biderman et al. 2024).
 
@@ -186,4 +188,36 @@ def lm_curve(cell: dict, cache: dict, keep_model: bool = False) -> dict:
     return metrics
 
 
-PROTOCOLS = {"classification": classification, "sequential": sequential, "lm_curve": lm_curve}
+def layers(cell: dict, cache: dict, keep_model: bool = False) -> dict:
+    """What fine-tuning changes, layer by layer, for one seed (notebook 01's measurements, stored so that the notebook
+    can put an interval on each): `probes_before` / `probes_after` (task -> accuracy per hidden state, 0 = the
+    embeddings), `cka` (per hidden state, the mean over the probe tasks of linear CKA between the pretrained and
+    fine-tuned features of the probe test examples) and `weight_change` (part -> relative weight change), as JSON."""
+    import json
+
+    from ..measure.retention import ProbeSuite
+    from ..measure.similarity import linear_cka, relative_weight_change, snapshot
+
+    set_seed(cell["seed"])
+    pretrained, tokenizer = load_model(cell["model"], num_labels=6)
+    suite = ProbeSuite(tokenizer, tasks=tuple(cell["probe_tasks"]), size=cell["probe_size"], test_size=cell["probe_size"],
+                       seed=cell["seed"])
+    features_before = suite.features(pretrained)
+    before = suite.score_layers(features=features_before)
+    run = run_classification(cell["strategy"], cell["model"], cell["task"], cell_profile(cell), seed=cell["seed"],
+                             progress=False, keep_model=True)
+    features_after = suite.features(run["finetuner"].model)
+    after = suite.score_layers(features=features_after)
+    per_task = {t: [linear_cka(a, b) for a, b in zip(features_before[t]["test"], features_after[t]["test"])]
+                for t in suite.tasks}
+    cka = [sum(per_task[t][k] for t in suite.tasks) / len(suite.tasks) for k in range(len(before))]
+    change = relative_weight_change(run["finetuner"], snapshot(pretrained))
+    return {"test_accuracy": run["test_accuracy"], "majority_baseline": run["majority_baseline"],
+            "final_loss": run["final_loss"], "failed": _failed(run),
+            **({"finetuner": run["finetuner"]} if keep_model else {}),
+            "probes_before": json.dumps({t: [float(v) for v in before[t]] for t in suite.tasks}),
+            "probes_after": json.dumps({t: [float(v) for v in after[t]] for t in suite.tasks}),
+            "cka": json.dumps([float(v) for v in cka]), "weight_change": json.dumps({k: float(v) for k, v in change.items()})}
+
+
+PROTOCOLS = {"classification": classification, "sequential": sequential, "lm_curve": lm_curve, "layers": layers}
