@@ -114,3 +114,15 @@ def test_every_questionnaire_has_its_answers_in_the_solutions(chapter):
     questions = items(chapter, "## Questionnaire")
     answers = items(chapter.parent / "solutions" / chapter.name, "## Questionnaire: answers")
     assert questions and answers == questions, f"{chapter.name}: {len(questions)} questions, {len(answers)} answers"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT / "notebooks")))
+def test_nbval_markers_are_spelled_as_nbval_reads_them(notebook):
+    # nbval honours a marker only when the comment is the marker alone: "# NBVAL_IGNORE_OUTPUT (why)" is ignored by it,
+    # and the cell's varying output is then compared after all.
+    from nbval.plugin import comment_markers
+
+    wrong = [line.strip() for cell in cells(notebook) if cell["cell_type"] == "code"
+             for line in "".join(cell["source"]).splitlines()
+             if line.strip().startswith("#") and "NBVAL_" in line and line.strip().lstrip("#").strip() not in comment_markers]
+    assert not wrong, f"{notebook.name}: {wrong}; put the marker alone on its line and the reason on the next"

@@ -238,3 +238,22 @@ def test_holm_can_take_back_a_raw_verdict_in_a_family_of_claims(tmp_path, monkey
                                                                         "full", "less") for i in range(20)])
     assert alone["verdict"] == alone["verdict_holm"]
     assert family.iloc[0]["p_support_holm"] >= alone["p_support"] and family.iloc[0]["p_support_holm"] <= 1
+
+
+def test_a_live_run_at_selected_rates_works_where_that_profile_was_never_tuned(capsys):
+    # The full profile (a GPU, Colab) has no stored tuning: the live run takes the quick profile's selected rates and
+    # says so, instead of failing in the chapter's first live cell.
+    from hft_lib.experiments.sweep import cell_settings, live_cell_settings
+
+    cell = live_cell_settings("confirm", "bitfit", seed=0, profile="full")
+    assert cell["profile"] == "full" and cell["lr"] == cell_settings("confirm", "bitfit", 0, "quick")["lr"]
+    assert "No full-profile tuning is stored" in capsys.readouterr().out
+
+
+def test_a_live_check_under_an_untuned_profile_says_there_is_nothing_to_compare(capsys, monkeypatch):
+    from hft_lib.experiments.sweep import check_live
+
+    monkeypatch.delenv("HFT_SMOKE", raising=False)
+    live = {"full": {"cell": "0" * 12, "test_accuracy": 0.9, "profile": "full", "device": "cpu"}}
+    assert check_live("confirm", live) is None  # no full-profile rows (nor tuning): nothing to compare, no error
+    assert "Nothing to compare: there are no stored full-profile results of 'confirm'" in capsys.readouterr().out

@@ -30,22 +30,23 @@ class Experiment:
     more_seeds: tuple[int, ...] = ()  # extra seeds for the variants in `more_for` (equivalence claims need more pairs)
     more_for: tuple[str, ...] = ()
 
-    def resolved(self, profile: str) -> dict:
-        """Shared settings for one profile (with `rates_from`: the selected rate of every variant, from the stored tuning)."""
+    def resolved(self, profile: str, rates_profile: str | None = None) -> dict:
+        """Shared settings for one profile (with `rates_from`: the selected rate of every variant, from the stored tuning
+        of `rates_profile`, by default the same profile)."""
         if profile not in ("quick", "full"):
             raise ValueError(f"Unknown profile {profile!r}; use quick or full.")
         shared = {"protocol": self.protocol, "profile": profile, **self.settings, **self.profiles.get(profile, {})}
         if self.rates_from:
             names = (self.rates_from,) if isinstance(self.rates_from, str) else self.rates_from
-            shared["rates"] = selected_rates(profile, experiments={
+            shared["rates"] = selected_rates(rates_profile or profile, experiments={
                 name: len(EXPERIMENTS[name].variants) * len(EXPERIMENTS[name].seeds) for name in names})
         if self.pick_from:
             shared["picked"] = tuning.picked_subset(self.pick_from, profile)
         return shared
 
-    def cells(self, profile: str, seeds: tuple[int, ...] | None = None) -> list[dict]:
+    def cells(self, profile: str, seeds: tuple[int, ...] | None = None, rates_profile: str | None = None) -> list[dict]:
         """Every run of the sweep, seed-major (so what a seed shares is computed once), each with its `cell` id."""
-        shared = self.resolved(profile)
+        shared = self.resolved(profile, rates_profile)
         rates = shared.pop("rates", None)
         picked = shared.get("picked")
         out = []
@@ -166,7 +167,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
 
 # Sweeps being made across sessions (each resumes where the last stopped): their stored rows may be incomplete, and no
 # claim reads them until they are done (tests/test_evidence.py holds both).
-UNDER_WAY: tuple[str, ...] = ("layers",)
+UNDER_WAY: tuple[str, ...] = ()
 
 
 def get_experiment(name: str) -> Experiment:

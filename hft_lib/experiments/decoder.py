@@ -14,6 +14,7 @@ import copy
 import math
 from dataclasses import dataclass, field
 
+import pandas as pd
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -149,3 +150,38 @@ def compare_lm(strategies: list[str] | tuple[str, ...] = DECODER_STRATEGIES, set
     setup = setup or prepare_lm(**{k: kwargs[k] for k in ("profile", "seed", "steps") if k in kwargs})
     rows = [run_lm(s, setup=setup, **kwargs) for s in strategies]
     return pd.DataFrame([{k: v for k, v in r.items() if k != "budgets"} for r in rows])
+
+
+def matched_forgetting(frame: pd.DataFrame, reference: str = "full", accuracy: float | None = None) -> pd.DataFrame:
+    """Forgetting compared at the same task accuracy, not the same step: each run's learning-forgetting curve (before
+    training, then every budget `task_accuracy@b` / `forgetting_pct@b`) is interpolated at `accuracy` (default: the
+    highest accuracy every run reaches), and each strategy is paired with `reference` over the seeds. A strategy that
+    learns slower is then charged for the steps it needs, and one that learns faster is not charged for the extra ones.
+    Returns per variant: the forgetting (% perplexity) at that accuracy, its paired difference from `reference` with
+    the 95 % interval, and `accuracy` itself."""
+    import numpy as np
+
+    from ..measure import stats
+
+    budgets = sorted(int(c.split("@")[1]) for c in frame.columns if c.startswith("task_accuracy@"))
+
+    def curve(run):
+        acc = [run["task_accuracy_before"], *(run[f"task_accuracy@{b}"] for b in budgets)]
+        return np.maximum.accumulate(acc), [0.0, *(run[f"forgetting_pct@{b}"] for b in budgets)]
+
+    curves = {(run["variant"], run["seed"]): curve(run) for _, run in frame.iterrows()}
+    target = accuracy if accuracy is not None else min(float(acc[-1]) for acc, _ in curves.values())
+    rows = []
+    for (variant, seed), (acc, forgetting) in curves.items():
+        i = int(np.searchsorted(acc, target))  # the first point at or above the target (best-so-far accuracy)
+        if i == 0:
+            value = forgetting[0]
+        elif i >= len(acc):
+            value = float("nan")  # never reached it
+        else:
+            span = acc[i] - acc[i - 1]
+            share = (target - acc[i - 1]) / span if span else 1.0
+            value = forgetting[i - 1] + share * (forgetting[i] - forgetting[i - 1])
+        rows.append({"variant": variant, "seed": seed, "forgetting_at_accuracy": value})
+    table = stats.paired(pd.DataFrame(rows), "forgetting_at_accuracy", reference, by="variant")
+    return table[["n", "mean", "diff", "ci_low", "ci_high"]].assign(accuracy=target)

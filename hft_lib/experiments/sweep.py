@@ -180,15 +180,31 @@ def load_results(experiment: str, profile: str = "quick", out: str | Path | None
     return store.rows()
 
 
-def cell_settings(experiment: str, variant: str, seed: int = 0, profile: str | None = None) -> dict:
+def cell_settings(experiment: str, variant: str, seed: int = 0, profile: str | None = None,
+                  rates_profile: str | None = None) -> dict:
     """The settings of one cell of a sweep (what `run_cell` runs and the stored row was made with)."""
     from ..config import get_profile
 
-    cells = get_experiment(experiment).cells(profile or get_profile().name, seeds=(seed,))
+    cells = get_experiment(experiment).cells(profile or get_profile().name, seeds=(seed,), rates_profile=rates_profile)
     for cell in cells:
         if cell["variant"] == variant:
             return cell
     raise ValueError(f"Experiment {experiment!r} has no variant {variant!r}; choose from {', '.join(c['variant'] for c in cells)}.")
+
+
+def live_cell_settings(experiment: str, variant: str, seed: int = 0, profile: str | None = None) -> dict:
+    """`cell_settings` for a live run: where this profile's rates were never tuned (the full profile, before
+    `hft sweep tune --profile full` has run), the rates the quick profile's tuning selected, said in one line."""
+    from ..config import get_profile
+    from .tuning import NoTuning
+
+    try:
+        return cell_settings(experiment, variant, seed, profile)
+    except NoTuning:
+        name = profile or get_profile().name
+        print(f"No {name}-profile tuning is stored, so this live run takes the rates the quick profile's tuning "
+              f"selected (`hft sweep tune --profile {name}` would choose this profile's own).")
+        return cell_settings(experiment, variant, seed, profile, rates_profile="quick")
 
 
 def run_cell(experiment: str, variant: str, seed: int = 0, profile: str | None = None, cache: dict | None = None,
@@ -198,7 +214,7 @@ def run_cell(experiment: str, variant: str, seed: int = 0, profile: str | None =
     Prints where it runs (profile, device, precision); the result says so too (`profile`, `device`, `precision`)."""
     from ..precision import resolve_precision
 
-    cell = cell_settings(experiment, variant, seed, profile)
+    cell = live_cell_settings(experiment, variant, seed, profile)
     protocol = PROTOCOLS[get_experiment(experiment).protocol]
     device = get_device()
     where = {"profile": cell["profile"], "device": str(device), "precision": resolve_precision("auto", device)}
@@ -232,11 +248,10 @@ def check_live(experiment: str, live: dict[str, dict], metrics: tuple[str, ...] 
     from ..config import get_profile
 
     profile = profile or next((r["profile"] for r in live.values() if "profile" in r), None) or get_profile().name
-    store = ResultsStore(out, get_experiment(experiment), profile)
     if smoke():
         print(f"Nothing to compare: HFT_SMOKE capped the live run, and the stored {experiment!r} rows are of whole runs.")
         return None
-    if not store.csv.exists():
+    if not results_csv(experiment, profile, out).exists():  # before the store resolves settings this profile may lack
         print(f"Nothing to compare: there are no stored {profile}-profile results of {experiment!r} "
               f"(`hft sweep {experiment} --profile {profile}` makes them).")
         return None
@@ -263,7 +278,7 @@ def check_live(experiment: str, live: dict[str, dict], metrics: tuple[str, ...] 
     if not stale.empty:
         raise AssertionError(f"Live and stored runs differ by more than the tolerance in "
                              f"{', '.join(stale['variant'] + ' ' + stale['metric'])}: the stored evidence is stale; "
-                             f"undo the library change that moved them, or move {store.csv.name} and its .json away, re-run "
+                             f"undo the library change that moved them, or move {results_csv(experiment, profile, out).name} and its .json away, re-run "
                              f"`hft sweep {experiment} --profile {profile}` and commit data/results.")
     return table.set_index(["variant", "metric"])
 

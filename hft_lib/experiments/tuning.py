@@ -110,17 +110,21 @@ def select_rates(frame: pd.DataFrame, metric: str = "val_accuracy") -> pd.DataFr
     return pd.DataFrame(rows).set_index("variant")
 
 
+class NoTuning(ValueError):
+    """The tuning sweep a selection needs is not stored (or not complete) for this profile."""
+
+
 def stored_tuning(profile: str, out=None, experiment: str = "tune", expected: int | None = None) -> pd.DataFrame:
     """A tuning sweep's rows, complete (`expected` runs: every strategy, rate and tuning seed), or a clear error saying
     what to run."""
     path = results_csv(experiment, profile, out)
     if not path.exists():
-        raise ValueError(f"No tuning runs at {path}; run `hft sweep {experiment} --profile {profile}` first (it chooses each "
+        raise NoTuning(f"No tuning runs at {path}; run `hft sweep {experiment} --profile {profile}` first (it chooses each "
                          "strategy's rate on validation).")
     frame = pd.read_csv(path)
     expected = expected if expected is not None else len(tune_variants()) * len(TUNE_SEEDS)
     if len(frame) < expected:
-        raise ValueError(f"The tuning sweep is not complete ({len(frame)} of {expected} runs in {path}); finish it with "
+        raise NoTuning(f"The tuning sweep is not complete ({len(frame)} of {expected} runs in {path}); finish it with "
                          f"`hft sweep {experiment} --profile {profile}` before confirming.")
     return frame
 

@@ -226,3 +226,33 @@ def save_run_figure(fig: Figure, frame: pd.DataFrame, summary: str, path) -> Non
     title_run_figure(fig, frame, summary)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_layer_intervals(summary: pd.DataFrame, title: str | None = None) -> Figure:
+    """`experiments.layers.summary` as three panels, each point a mean over the seeds with its 95 % interval: CKA
+    (pretrained vs fine-tuned), relative weight change, and held-out probe accuracy (pretrained, and its change after
+    fine-tuning), per hidden state (0 = the embeddings' output)."""
+    fig, axes = plt.subplots(1, 3, figsize=(9.4, 3.9))
+    x = np.asarray(summary.index, dtype=float)
+
+    def errorbar(ax, measure, label, color):
+        mean = summary[measure].astype(float)
+        err = np.vstack([mean - summary[f"{measure}_low"].astype(float), summary[f"{measure}_high"].astype(float) - mean])
+        ax.errorbar(x, mean, yerr=err, fmt="o-", color=color, capsize=3, label=label)
+
+    errorbar(axes[0], "cka", "CKA", COLORS[0])
+    axes[0].set_ylabel("linear CKA, pretrained vs fine-tuned")
+    errorbar(axes[1], "weight_change", "weight change", COLORS[3])
+    axes[1].set_ylabel("relative weight change (%)")
+    errorbar(axes[2], "general", "pretrained", COLORS[1])
+    axes[2].set_ylabel("held-out probe accuracy, pretrained")
+    for ax in axes:
+        _layer_ticks(ax, summary.index)
+        ax.set_xlabel("hidden state (0: embeddings)")
+        ax.grid(alpha=0.3)
+    seeds = int(summary["seeds"].min())
+    fig.suptitle(title or f"Per hidden state, mean of {seeds} seeds with 95 % intervals: what fine-tuning changes, "
+                          "and what the pretrained layers hold for held-out tasks", fontsize=10)
+    fit_titles(fig)
+    fig.tight_layout()
+    return fig
