@@ -95,3 +95,10 @@ def test_a_rule_that_froze_nothing_is_not_called_equivalent(tmp_path):
     assert evidence._precondition(claim, frame).startswith(f"not testable here: {claim.candidate} froze nothing")
     frame.loc[frame["variant"] == claim.candidate, "trainable_pct"] = [100.0, 60.0, 100.0]
     assert evidence._precondition(claim, frame) is None
+
+
+def test_the_notebooks_verdict_table_fits_a_notebook():
+    table = evidence.verdicts()
+    lines = evidence.markdown(table, compact=True).splitlines()
+    assert lines[0].count("|") - 1 == 6 and len(lines) == len(table) + 2  # six columns, one row per claim
+    assert all(f"**{c}**" in text for c, text in zip(table["claim"], lines[2:]))

@@ -208,9 +208,20 @@ SCALE = {"test_accuracy": (100, "points"), "task_accuracy": (100, "points"), "fo
          "retention_cc": (1, "% kept"), "forgetting_pct": (1, "% perplexity")}
 
 
-def markdown(table: pd.DataFrame) -> str:
+def markdown(table: pd.DataFrame, compact: bool = False) -> str:
     """The verdict table as Markdown: claim, comparison, the rates and budget it holds at, paired difference [95 % CI],
-    MDE, seeds, verdict, after Holm, and at the second budget where one was run."""
+    MDE, seeds, verdict, after Holm, and at the second budget where one was run. `compact` (a notebook's width): the
+    claim with what it says, the comparison, the difference, the seeds, the verdict and after Holm."""
+    if compact:
+        lines = ["| claim | candidate vs reference (rates) | difference [95 % CI] | seeds | verdict | after Holm |",
+                 "|---|---|---:|---:|---|---|"]
+        for r in table.itertuples():
+            scale, unit = SCALE.get(r.metric, (1, ""))
+            rates = r.setting.split(", ")[0] if " vs " in r.setting.split(", ")[0] else r.setting
+            lines.append(f"| **{r.claim}**: {r.text} | {r.candidate} vs {r.reference} ({rates}) | "
+                         f"{r.diff * scale:+.1f} [{r.ci_low * scale:+.1f}, {r.ci_high * scale:+.1f}] {unit} | {r.n} | "
+                         f"**{r.verdict}** | {_short(r.verdict_holm)} |")
+        return "\n".join(lines)
     second = "holds" in table
     lines = [("| claim | what it says | metric | candidate vs reference | rates, budget | difference [95 % CI] | MDE | seeds "
               "| verdict | after Holm |" + (" at the second budget |" if second else "")),
