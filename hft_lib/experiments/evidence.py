@@ -107,7 +107,7 @@ def verdicts(out: str | Path | None = None, profile: str = "quick", claims=CLAIM
         row, blocked = _compare(claim, frame)
         verdict = blocked or stats.decide(row, claim.predicts, claim.margin)
         rows.append({"claim": claim.id, "text": claim.text, "experiment": claim.experiment, "metric": claim.metric,
-                     "candidate": claim.candidate, "reference": claim.reference, "setting": _setting(claim, frame),
+                     "candidate": claim.candidate, "reference": claim.reference, **_setting(claim, frame),
                      "n": int(row["n"]), "candidate_mean": row["mean"],
                      "reference_mean": row["reference_mean"], "diff": row["diff"], "ci_low": row["ci_low"],
                      "ci_high": row["ci_high"], "ci90_low": row["ci90_low"], "ci90_high": row["ci90_high"],
@@ -125,21 +125,22 @@ def _compare(claim: Claim, frame: pd.DataFrame):
     return table.loc[claim.candidate], _precondition(claim, frame)
 
 
-def _setting(claim: Claim, frame: pd.DataFrame) -> str:
-    """The rates and budget a verdict holds at, e.g. "3e-4 vs 3e-4, 500 examples x 3 epochs"."""
+def _setting(claim: Claim, frame: pd.DataFrame) -> dict:
+    """The rates and budget a verdict holds at: `rates` ("3e-4 vs 3e-4", "" without a rate column), `budget` ("500
+    examples x 3 epochs" or "64 steps") and `setting`, the two in words."""
     from .protocols import cell_profile
 
     first = frame.iloc[0].dropna().to_dict()
-    parts = []
+    rates = ""
     if "lr" in frame:
         rate = {v: frame.loc[frame["variant"] == v, "lr"].iloc[0] for v in (claim.candidate, claim.reference)}
-        parts.append(" vs ".join(f"{rate[v]:.0e}".replace("e-0", "e-") for v in rate))
+        rates = " vs ".join(f"{rate[v]:.0e}".replace("e-0", "e-") for v in rate)
     if "lm_steps" in frame:
-        parts.append(f"{int(first['lm_steps'])} steps")
+        budget = f"{int(first['lm_steps'])} steps"
     else:
-        budget = cell_profile({k: int(v) if k in ("train_size", "epochs") else v for k, v in first.items()})
-        parts.append(f"{budget.train_size:,} examples x {budget.epochs} epochs")
-    return ", ".join(parts)
+        profile = cell_profile({k: int(v) if k in ("train_size", "epochs") else v for k, v in first.items()})
+        budget = f"{profile.train_size:,} examples x {profile.epochs} epochs"
+    return {"rates": rates, "budget": budget, "setting": ", ".join(p for p in (rates, budget) if p)}
 
 
 def _second_budget(claim: Claim, verdict: str, frame_of) -> dict:
@@ -150,17 +151,18 @@ def _second_budget(claim: Claim, verdict: str, frame_of) -> dict:
         return {}
     row, blocked = _compare(claim, frame)
     second = blocked or stats.decide(row, claim.predicts, claim.margin)
-    size = _setting(claim, frame).split(", ")[-1]
+    size = _setting(claim, frame)["budget"]
     return {"budget2": size, "budget2_diff": row["diff"], "budget2_ci_low": row["ci_low"],
             "budget2_ci_high": row["ci_high"], "budget2_verdict": second,
             "holds": "agree" if second == verdict else "disagree"}
 
 
-def flips(out: str | Path | None = None, profile: str = "quick") -> pd.DataFrame:
+def flips(out: str | Path | None = None, profile: str = "quick", fair: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each claim's verdict at one shared rate beside its verdict with every strategy at its own rate: where they
-    differ, the shared rate was speaking, not the strategy (`changed`)."""
+    differ, the shared rate was speaking, not the strategy (`changed`). `fair`: `verdicts(out, profile)` if the caller
+    has it already."""
     shared = verdicts(out, profile, SHARED_RATE_CLAIMS).set_index("claim")
-    fair = verdicts(out, profile).set_index("claim")
+    fair = (verdicts(out, profile) if fair is None else fair).set_index("claim")
     table = pd.DataFrame({"text": shared["text"], "one shared rate": shared["verdict"].map(_short),
                           "shared diff": shared["diff"], "each at its own rate": fair["verdict"].map(_short),
                           "own diff": fair["diff"], "metric": shared["metric"]})
@@ -217,8 +219,7 @@ def markdown(table: pd.DataFrame, compact: bool = False) -> str:
                  "|---|---|---:|---:|---|---|"]
         for r in table.itertuples():
             scale, unit = SCALE.get(r.metric, (1, ""))
-            rates = r.setting.split(", ")[0] if " vs " in r.setting.split(", ")[0] else r.setting
-            lines.append(f"| **{r.claim}**: {r.text} | {r.candidate} vs {r.reference} ({rates}) | "
+            lines.append(f"| **{r.claim}**: {r.text} | {r.candidate} vs {r.reference} ({r.rates or r.budget}) | "
                          f"{r.diff * scale:+.1f} [{r.ci_low * scale:+.1f}, {r.ci_high * scale:+.1f}] {unit} | {r.n} | "
                          f"**{r.verdict}** | {_short(r.verdict_holm)} |")
         return "\n".join(lines)
@@ -308,11 +309,12 @@ def readme_block(out: str | Path | None = None, profile: str = "quick") -> str:
     heading = ("**Verdicts** (paired over the same seeds; equivalence by two one-sided tests, i.e. the 90 % interval inside "
                "the margin; MDE: the smallest true difference these seeds would detect 80 % of the time, estimated from "
                "the observed spread of the differences; after Holm: adjusted over every claim in the table):")
-    parts += [heading, "", markdown(verdicts(out, profile)), ""]
+    fair = verdicts(out, profile)
+    parts += [heading, "", markdown(fair), ""]
     parts += [("**One shared rate vs each its own** (the first comparison ran every encoder strategy at one shared peak rate; "
               "in bold, the verdicts that changed once each ran at the rate its validation runs selected, i.e. the ones "
               "that compared rates, not strategies, and are retracted; forgetting, small data and the decoder also moved to "
-              "their v2 protocols):"), "", flips_markdown(flips(out, profile))]
+              "their v2 protocols):"), "", flips_markdown(flips(out, profile, fair))]
     return "\n".join(parts)
 
 

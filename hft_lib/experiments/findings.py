@@ -127,7 +127,7 @@ def chapter(number: int, profile: str = "quick", out=None, extra: list[str] | No
     if number not in READING:
         raise ValueError(f"There is no chapter {number}; the chapters are {', '.join(map(str, sorted(READING)))}.")
     table = verdicts(out, profile)
-    before = flips(out, profile)
+    before = flips(out, profile, table)
     ids = CHAPTER_CLAIMS.get(number)
     rows = table if ids is None else table.set_index("claim").loc[[i for i in ids if i in set(table["claim"])]].reset_index()
     return Prose.of([*(extra or []), *(claim_sentence(r, before.loc[r["claim"]]) for _, r in rows.iterrows())], number)
